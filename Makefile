@@ -1,0 +1,67 @@
+# clm-research: `make help` lists the targets. On a fresh machine with python3, the README's two
+# commands are enough: `make report` (demo data → evaluation reports) and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+JOBS ?= 2
+export GX_ANALYTICS_ENABLED := false
+export MPLBACKEND := Agg
+
+.PHONY: help setup demo-data ingest validate indicators report test test-fast lint format lab bench clean clean-data
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name clm-research --display-name "clm-research (Python 3)" > /dev/null
+	touch $(STAMP)
+
+setup: $(STAMP) ## create .venv, install the package with dev extras, register the Jupyter kernel
+
+demo-data: setup ## generate the fictional demo countries into data/raw/ (skipped when up to date)
+	$(BIN)/clm demo-data --all
+
+ingest: demo-data ## read raw exports into canonical tables (data/processed/)
+	$(BIN)/clm ingest --all
+
+validate: ingest ## run the Great Expectations data-quality gate for every country
+	$(BIN)/clm validate --all
+
+indicators: ingest ## write every country's indicator tables to reports/<country>/indicators/
+	$(BIN)/clm indicators --all
+
+report: demo-data ## THE MAIN JOB: evaluation reports for every country (reports/index.html)
+	$(BIN)/clm ingest --all
+	$(BIN)/clm indicators --all
+
+test: setup ## run the test suite (not the slow simulation studies: see `make bench`)
+	$(BIN)/python -m pytest -m "not slow" -n $(JOBS) --dist loadfile -q
+
+lint: setup ## ruff lint and format check
+	$(BIN)/ruff check clm_research tests benchmarks
+	$(BIN)/ruff format --check clm_research tests benchmarks
+
+format: setup ## apply ruff formatting and safe fixes
+	$(BIN)/ruff check --fix clm_research tests benchmarks
+	$(BIN)/ruff format clm_research tests benchmarks
+
+lab: setup ## open JupyterLab on the notebooks (study-design workshop: notebooks/study_design/)
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+bench: setup ## benchmarks and simulation studies (slow; writes reports/bench/)
+	$(BIN)/python -m pytest -m slow -q
+	$(BIN)/python benchmarks/simulation_study.py
+
+clean: ## remove generated reports and caches (keeps .venv and data)
+	rm -rf reports .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+clean-data: ## remove generated demo, processed and quarantine data
+	rm -rf data/raw/X? data/processed data/quarantine

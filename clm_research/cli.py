@@ -1,0 +1,211 @@
+"""The ``clm`` command: a thin wrapper over the library (demo data, ingest, validate, indicators, run).
+
+Every sub-command imports what it needs when it runs, so ``clm --help`` is instant. A
+:class:`~clm_research.errors.CLMError` is printed as one clear message (no traceback) and the
+command exits with status 2; a failed check exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main", "build_parser"]
+
+#: ``--scale`` presets for ``clm demo-data``: (facilities, interviews per facility-round).
+SCALES: dict[str, tuple[int | None, int | None]] = {
+    "default": (None, None),
+    "ritshidze": (400, 100),  # Ritshidze-like: ~400 clinics × ~100 interviews per round
+}
+
+
+def _countries(args: argparse.Namespace, demo_only: bool = False) -> list[str]:
+    from clm_research.errors import ParamsError
+    from clm_research.params import list_countries, load_country
+
+    known = list_countries()
+    if getattr(args, "all", False) or not args.countries:
+        chosen = known
+        if demo_only:
+            chosen = [c for c in known if load_country(c).is_demo]
+        return chosen
+    unknown = [c for c in args.countries if c not in known]
+    if unknown:
+        raise ParamsError(
+            f"unknown country code(s): {', '.join(unknown)}; known: {', '.join(known)} "
+            "(one params/countries/<code>.yaml per country)"
+        )
+    return list(args.countries)
+
+
+def _cmd_demo_data(args: argparse.Namespace) -> int:
+    from clm_research.demo import write_demo
+
+    facilities, per_round = SCALES[args.scale] if args.scale in SCALES else (None, None)
+    if args.scale not in SCALES:
+        try:
+            factor = float(args.scale)
+        except ValueError:
+            from clm_research.errors import CLMError
+
+            raise CLMError(
+                f"--scale takes {', '.join(SCALES)} or a number (a multiplier of interviews per "
+                f"facility-round), got {args.scale!r}"
+            ) from None
+        per_round = max(1, round(30 * factor))
+    facilities = args.facilities or facilities
+    per_round = args.interviews_per_round or per_round
+    written = write_demo(
+        _countries(args, demo_only=True),
+        facilities=facilities,
+        interviews_per_round=per_round,
+        force=args.force,
+    )
+    for code, folder in written.items():
+        print(f"{code}: demo data in {folder}")
+    return 0
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from clm_research.ingest.pipeline import cli_ingest
+
+    return cli_ingest(_countries(args))
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from clm_research.quality.gate import cli_validate
+
+    return cli_validate(_countries(args), args.max_share)
+
+
+def _cmd_indicators(args: argparse.Namespace) -> int:
+    from clm_research.reports_tables import write_indicator_tables
+
+    for code in _countries(args):
+        paths = write_indicator_tables(code, by_sets=args.by, ci=args.ci)
+        for p in paths:
+            print(f"{code}: {p}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from clm_research.runner import cli_run
+
+    return cli_run(args)
+
+
+def _cmd_framework(args: argparse.Namespace) -> int:
+    from clm_research.framework import load_framework
+
+    fw = load_framework(args.country)
+    print(f"{fw.name}: {len(fw.indicators)} indicators")
+    for ind in fw.indicators:
+        target = "" if ind.target is None else f" target {ind.target:g}"
+        print(f"  {ind.level:<10} {ind.id:<34} {ind.type:<10} {ind.dataset:<13}{target}")
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from clm_research.schema import schema_markdown
+
+    print(schema_markdown())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``clm`` (sub-commands and their options)."""
+    parser = argparse.ArgumentParser(
+        prog="clm",
+        description="Community-led monitoring research: demo data, ingestion, data quality, indicators, reports.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_countries(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "countries", nargs="*", metavar="COUNTRY", help="country codes (default: all)"
+        )
+        p.add_argument("--all", action="store_true", help="every country in params/countries/")
+        return p
+
+    p = with_countries(
+        sub.add_parser("demo-data", help="generate the synthetic demo countries into data/raw/")
+    )
+    p.add_argument(
+        "--scale",
+        default="default",
+        help="default, ritshidze (400 facilities × 100 interviews), or a multiplier",
+    )
+    p.add_argument("--facilities", type=int, help="number of facilities (overrides --scale)")
+    p.add_argument(
+        "--interviews-per-round",
+        type=int,
+        help="interviews per facility and round (overrides --scale)",
+    )
+    p.add_argument("--force", action="store_true", help="regenerate even if up to date")
+    p.set_defaults(func=_cmd_demo_data)
+
+    p = with_countries(
+        sub.add_parser("ingest", help="read raw exports into canonical tables (data/processed/)")
+    )
+    p.set_defaults(func=_cmd_ingest)
+
+    p = with_countries(
+        sub.add_parser("validate", help="run the data-quality gate; exit 1 on failure")
+    )
+    p.add_argument(
+        "--max-share",
+        type=float,
+        default=None,
+        help="largest share of quarantined rows that passes",
+    )
+    p.set_defaults(func=_cmd_validate)
+
+    p = with_countries(
+        sub.add_parser("indicators", help="write indicator tables to reports/<country>/indicators/")
+    )
+    p.add_argument(
+        "--by",
+        action="append",
+        help="comma-separated group columns; repeat for several tables (default: national, facility×round, district×round×sex×key_population)",
+    )
+    p.add_argument("--ci", choices=("wilson", "cluster"), default="cluster", help="interval method")
+    p.set_defaults(func=_cmd_indicators)
+
+    p = with_countries(sub.add_parser("run", help="run the country evaluation reports (papermill)"))
+    p.add_argument("--period", help="reporting round, e.g. 2024Q4 (default: each country's params)")
+    p.add_argument("--jobs", type=int, default=1, help="countries run in parallel processes")
+    p.add_argument("--scheduler", help="Dask scheduler address tcp://host:port")
+    p.add_argument(
+        "--changed-only",
+        action="store_true",
+        help="skip countries whose inputs and parameters are unchanged",
+    )
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("framework", help="validate and list the measurement framework")
+    p.add_argument("--country", help="apply this country's overrides and extra indicators")
+    p.set_defaults(func=_cmd_framework)
+
+    p = sub.add_parser("schema", help="print the canonical data model (Markdown)")
+    p.set_defaults(func=_cmd_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``clm``; returns the exit status."""
+    from clm_research.errors import CLMError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CLMError as e:
+        print(f"clm {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1044 @@
+"""Synthetic demo countries with a known truth: staggered CLM roll-out, planted effects and faults.
+
+Everything is fictional: the countries carry user-assigned ISO codes (XA, XB, …), lie on
+invented islands in the South Atlantic, and every person in them is made up. Each country is
+generated from its ``demo:`` block in ``params/countries/<code>.yaml`` and its seed, so the
+same parameters always give the same files.
+
+What is planted (and written to ``truth.yaml`` next to the data):
+
+* **Roll-out** — facilities are randomised to comparison (never CLM) or to one of several
+  waves that start CLM at staggered rounds; the first two rounds are pre-CLM everywhere.
+* **Effects** — CLM changes named outcomes with an effect that ramps up over three rounds
+  (``ramp(e) = min(1, (e + 1) / 3)`` at event time ``e``) and is weaker in later waves
+  (``wave_multiplier``), i.e. dynamic and heterogeneous: two-way fixed effects are biased,
+  heterogeneity-robust estimators are not. ``refill_months`` and ``denied_service`` have no
+  effect (true nulls). The realised average effect on the treated (ATT) is computed from the
+  generating probabilities/means and written per cohort and round.
+* **Structure** — facility random effects (intra-cluster correlation), a secular trend and
+  seasonality (so naive pre/post comparisons are biased), issue logs whose resolution times
+  follow a Weibull distribution per category with open issues censored at ``as_of``.
+* **Raw exports** — interviews carry fake personal data (names, phone numbers, birth dates,
+  free text) including fixed canary values, and about 1% extra faulty rows (duplicates,
+  impossible values, unknown facilities, missing answers, future dates, bad round codes);
+  routine data carry internally inconsistent rows. Every fault is listed in ``truth.yaml``
+  with its rule (see :data:`clm_research.schema.RULES`). Faults are *extra* rows, so the rows a
+  correct gate accepts are exactly the clean tables.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from clm_research.params import CountryParams, DemoSpec, list_countries, load_country
+from clm_research.paths import raw_dir
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+__all__ = [
+    "CANARY_NAMES",
+    "CANARY_PHONES",
+    "CANARY_BIRTH_DATES",
+    "CANARY_FREE_TEXT",
+    "EFFECTS",
+    "RAMP_ROUNDS",
+    "DemoCountry",
+    "generate_country",
+    "write_demo",
+    "demo_countries",
+    "ramp",
+    "wave_multiplier",
+]
+
+#: Fixed fake personal values planted in every raw interview export: a privacy test scans
+#: every artefact of a run and fails if any of them appears.
+CANARY_NAMES: tuple[str, ...] = ("Canarya Zwelitsha-Qorvane", "Pipit Oyelaran-Wexford")
+CANARY_PHONES: tuple[str, ...] = ("+999 555 010 7341", "+999 555 010 9262")
+CANARY_BIRTH_DATES: tuple[str, ...] = ("1961-03-14", "1983-07-19")
+CANARY_FREE_TEXT: tuple[str, ...] = ("CANARY-NOTE nurse Tavish shouted my status in the queue",)
+
+#: Rounds over which an effect ramps to its full size.
+RAMP_ROUNDS = 3
+
+#: Planted CLM effects at full ramp, for the first wave (later waves: × wave_multiplier).
+#: ``scale`` says on which scale the parameter acts; ``att`` in truth.yaml is on the
+#: indicator's own scale (minutes, proportion points).
+EFFECTS: dict[str, dict[str, Any]] = {
+    "wait_minutes": {"scale": "relative mean", "full": -0.25, "indicator": "wait_time_mean"},
+    "got_all_medicines": {
+        "scale": "log-odds",
+        "full": 0.6,
+        "indicator": "medicine_stockout_experienced",
+    },
+    "treated_with_respect": {
+        "scale": "log-odds (latent)",
+        "full": 0.5,
+        "indicator": "treated_with_respect",
+    },
+    "vl_result_received": {"scale": "log-odds", "full": 0.7, "indicator": "vl_result_received"},
+    "confidentiality_breach": {
+        "scale": "log-odds",
+        "full": -0.5,
+        "indicator": "confidentiality_breach",
+    },
+    "satisfaction": {"scale": "log-odds (latent)", "full": 0.4, "indicator": "satisfaction_mean"},
+    "refill_months": {
+        "scale": "none (true null)",
+        "full": 0.0,
+        "indicator": "multi_month_dispensing",
+    },
+    "denied_service": {"scale": "none (true null)", "full": 0.0, "indicator": "denied_service"},
+    "arv_stockout": {"scale": "log-odds", "full": -0.8, "indicator": "arv_stockout_observed"},
+    "vl_suppressed": {"scale": "log-odds", "full": 0.3, "indicator": "viral_suppression"},
+    "interruptions": {"scale": "log rate", "full": -0.15, "indicator": "treatment_interruption"},
+}
+
+_TRENDS = {"wait_per_round": 0.01, "q1_wait": 0.08}
+
+_SYLLABLES = (
+    "ka",
+    "lo",
+    "mi",
+    "ran",
+    "te",
+    "so",
+    "vu",
+    "ne",
+    "da",
+    "ri",
+    "mo",
+    "zan",
+    "be",
+    "lu",
+    "ta",
+    "wen",
+    "ko",
+    "ra",
+    "si",
+    "pe",
+    "yo",
+    "ba",
+    "mer",
+    "dun",
+)
+_FIRST = (
+    "Amara",
+    "Tendai",
+    "Lerato",
+    "Kofi",
+    "Zanele",
+    "Musa",
+    "Nia",
+    "Jabu",
+    "Ayo",
+    "Thandi",
+    "Sipho",
+    "Imani",
+)
+_LAST = (
+    "Moyo",
+    "Banda",
+    "Dube",
+    "Okafor",
+    "Naidoo",
+    "Phiri",
+    "Mensah",
+    "Khumalo",
+    "Ndlovu",
+    "Sithole",
+)
+_COMMENTS = (
+    "waited long at pharmacy",
+    "staff were kind",
+    "no privacy at the counselling room",
+    "medicines given for three months",
+    "was told to come back tomorrow",
+)
+
+
+def ramp(event_time: np.ndarray) -> np.ndarray:
+    """Share of the full effect reached ``event_time`` rounds after CLM started (0 before)."""
+    import numpy as np
+
+    e = np.asarray(event_time, dtype=float)
+    return np.where(e >= 0, np.minimum(1.0, (e + 1.0) / RAMP_ROUNDS), 0.0)
+
+
+def wave_multiplier(wave: np.ndarray) -> np.ndarray:
+    """Effect size of wave ``w`` (0-based) relative to the first wave: 1, 0.75, 0.5, …"""
+    import numpy as np
+
+    return np.maximum(0.25, 1.0 - 0.25 * np.asarray(wave, dtype=float))
+
+
+@dataclass
+class DemoCountry:
+    """One generated demo country.
+
+    Attributes
+    ----------
+    code
+        Country code.
+    clean
+        Canonical tables without faults (what a correct gate accepts).
+    raw
+        Tables as written to ``data/raw/<code>/``: with personal data and planted faults.
+    truth
+        True effects, ATT tables and the list of planted faults.
+    districts
+        District boundaries as a GeoJSON FeatureCollection.
+    """
+
+    code: str
+    clean: dict[str, pd.DataFrame]
+    raw: dict[str, pd.DataFrame]
+    truth: dict[str, Any]
+    districts: dict[str, Any] = field(repr=False)
+
+
+def _quarters(first: str, n: int) -> list[str]:
+    year, q = int(first[:4]), int(first[5])
+    out = []
+    for _ in range(n):
+        out.append(f"{year}Q{q}")
+        q += 1
+        if q == 5:
+            year, q = year + 1, 1
+    return out
+
+
+def _months(first: str, n: int) -> list[str]:
+    year, m = int(first[:4]), int(first[5:7])
+    out = []
+    for _ in range(n):
+        out.append(f"{year}-{m:02d}")
+        m += 1
+        if m == 13:
+            year, m = year + 1, 1
+    return out
+
+
+def _expit(x: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _place_name(rng: np.random.Generator, used: set[str]) -> str:
+    while True:
+        n = int(rng.integers(2, 4))
+        name = "".join(rng.choice(_SYLLABLES, size=n)).capitalize()
+        if name not in used:
+            used.add(name)
+            return name
+
+
+def _geography(spec: DemoSpec, rng: np.random.Generator) -> tuple[list[Any], list[str], list[str]]:
+    """District polygons (shapely) of a fictional island, their names and regions."""
+    import numpy as np
+    from shapely import MultiPoint, Point, Polygon, voronoi_polygons
+
+    cx, cy = spec.centre
+    k = 64
+    angles = np.linspace(0, 2 * np.pi, k, endpoint=False)
+    radius = 1.4 * (
+        1 + 0.18 * np.sin(3 * angles + rng.uniform(0, 6)) + 0.06 * rng.standard_normal(k)
+    )
+    island = Polygon(
+        np.column_stack([cx + 1.3 * radius * np.cos(angles), cy + radius * np.sin(angles)])
+    )
+    island = island.buffer(0)
+    seeds: list[Any] = []
+    minx, miny, maxx, maxy = island.bounds
+    while len(seeds) < spec.districts:
+        p = Point(rng.uniform(minx, maxx), rng.uniform(miny, maxy))
+        if island.contains(p) and all(p.distance(s) > 0.25 for s in seeds):
+            seeds.append(p)
+    cells = voronoi_polygons(MultiPoint(seeds), extend_to=island.envelope.buffer(1))
+    polys = []
+    for s in seeds:
+        cell = next(c for c in cells.geoms if c.contains(s))
+        polys.append(cell.intersection(island))
+    used: set[str] = set()
+    names = [_place_name(rng, used) for _ in polys]
+    # regions: bands of districts by longitude
+    order = np.argsort([p.centroid.x for p in polys])
+    region_names = [_place_name(rng, used) + " Region" for _ in range(spec.regions)]
+    regions = [""] * len(polys)
+    for rank, idx in enumerate(order):
+        regions[idx] = region_names[min(spec.regions - 1, rank * spec.regions // len(polys))]
+    return polys, names, regions
+
+
+def _point_in(poly: Any, rng: np.random.Generator) -> tuple[float, float]:
+    from shapely import Point
+
+    minx, miny, maxx, maxy = poly.bounds
+    inner = poly.buffer(-0.02) if poly.buffer(-0.02).area > 0 else poly
+    while True:
+        p = Point(rng.uniform(minx, maxx), rng.uniform(miny, maxy))
+        if inner.contains(p):
+            return round(p.y, 5), round(p.x, 5)
+
+
+def _round_dates(rounds: list[str]) -> dict[str, Any]:
+    import pandas as pd
+
+    return {r: pd.Timestamp(year=int(r[:4]), month=(int(r[5]) - 1) * 3 + 1, day=1) for r in rounds}
+
+
+def generate_country(
+    code: str,
+    params: CountryParams | None = None,
+    facilities: int | None = None,
+    interviews_per_round: int | None = None,
+) -> DemoCountry:
+    """Generate one demo country from its parameters (deterministic for a given seed).
+
+    Parameters
+    ----------
+    code
+        A demo country code with a ``demo:`` block in ``params/countries/<code>.yaml``.
+    params
+        Parameters to use instead of reading the file.
+    facilities, interviews_per_round
+        Override the size (e.g. Ritshidze scale: 400 facilities × 100 interviews).
+
+    Returns
+    -------
+    DemoCountry
+    """
+    import numpy as np
+    import pandas as pd
+
+    from clm_research.tables import coerce
+
+    params = params or load_country(code)
+    if params.demo is None:
+        from clm_research.errors import ParamsError
+
+        raise ParamsError(
+            f"params/countries/{code}.yaml has no demo: block; it is not a demo country"
+        )
+    spec = params.demo
+    if facilities is not None or interviews_per_round is not None:
+        spec = spec.model_copy(
+            update={
+                "facilities": facilities or spec.facilities,
+                "interviews_per_round": interviews_per_round or spec.interviews_per_round,
+            }
+        )
+    rng = np.random.default_rng(spec.seed)
+    as_of = pd.Timestamp(params.as_of) if params.as_of else None
+
+    # ---------------------------------------------------------------- geography and facilities
+    polys, district_names, region_of = _geography(spec, rng)
+    n_f = spec.facilities
+    district_idx = np.concatenate(
+        [np.arange(len(polys)), rng.integers(0, len(polys), n_f - len(polys))]
+    )
+    rng.shuffle(district_idx)
+    types = rng.choice(
+        ["hospital", "health_centre", "clinic", "dispensary"], n_f, p=[0.1, 0.35, 0.4, 0.15]
+    )
+    ownership = rng.choice(
+        ["public", "faith_based", "private", "ngo"], n_f, p=[0.7, 0.15, 0.08, 0.07]
+    )
+    coords = [_point_in(polys[d], rng) for d in district_idx]
+    fac_ids = [f"{code}-F{i + 1:03d}" for i in range(n_f)]
+    type_label = {
+        "hospital": "Hospital",
+        "health_centre": "Health Centre",
+        "clinic": "Clinic",
+        "dispensary": "Dispensary",
+    }
+    names = [
+        f"{district_names[d]} {type_label[t]} {i + 1}"
+        for i, (d, t) in enumerate(zip(district_idx, types, strict=True))
+    ]
+
+    rounds = _quarters(spec.first_round, spec.rounds)
+    r_start = _round_dates(rounds)
+    step = max(1, (spec.rounds - 2) // spec.waves)
+    wave_start_idx = [min(spec.rounds - 1, 2 + w * step) for w in range(spec.waves)]
+    n_comp = int(round(spec.comparison_share * n_f))
+    arm = np.full(n_f, -1)
+    perm = rng.permutation(n_f)
+    treated = perm[n_comp:]
+    arm[treated] = np.arange(len(treated)) % spec.waves  # wave 0..W-1; -1 = comparison
+    start_idx = np.where(arm >= 0, np.array(wave_start_idx)[np.maximum(arm, 0)], 10**6)
+    clm_start = [r_start[rounds[s]] if s < 10**6 else pd.NaT for s in start_idx]
+    facilities_df = pd.DataFrame(
+        {
+            "facility_id": fac_ids,
+            "name": names,
+            "region": [region_of[d] for d in district_idx],
+            "district": [district_names[d] for d in district_idx],
+            "type": types,
+            "ownership": ownership,
+            "latitude": [c[0] for c in coords],
+            "longitude": [c[1] for c in coords],
+            "clm_start": clm_start,
+        }
+    )
+    # facility random effects
+    u_wait = rng.normal(0, 0.3, n_f)
+    u_bin = rng.normal(0, 0.5, n_f)  # logit scale: ICC ≈ 0.5²/(0.5² + π²/3) ≈ 0.07
+    size = np.exp(rng.normal(np.log(900), 0.6, n_f))
+
+    # ---------------------------------------------------------------- interviews
+    m = spec.interviews_per_round
+    f_idx = np.repeat(np.arange(n_f), spec.rounds * m)
+    r_idx = np.tile(np.repeat(np.arange(spec.rounds), m), n_f)
+    n = f_idx.size
+    e_time = r_idx - start_idx[f_idx]
+    mult = np.where(arm[f_idx] >= 0, wave_multiplier(np.maximum(arm[f_idx], 0)), 0.0)
+    dose = ramp(e_time) * mult  # share of the first wave's full effect
+    quarter = np.array([int(r[5]) for r in rounds])[r_idx]
+    day = rng.integers(14, 76, n)
+    dates = np.array([r_start[r] for r in rounds], dtype="datetime64[ns]")[r_idx] + day.astype(
+        "timedelta64[D]"
+    )
+    sex = rng.choice(["female", "male", "other"], n, p=[0.62, 0.36, 0.02])
+    kp_levels = np.array(["none", "msm", "sex_worker", "pwud", "transgender", "prisoner"])
+    kp_p = np.array([0.82, 0.05, 0.07, 0.03, 0.02, 0.01])
+    kp = rng.choice(kp_levels, n, p=kp_p)
+    kp_penalty = {
+        "none": 0.0,
+        "msm": -0.4,
+        "sex_worker": -0.5,
+        "pwud": -0.6,
+        "transgender": -0.5,
+        "prisoner": -0.3,
+    }
+    gamma_kp = np.array([kp_penalty[k] for k in kp_levels])
+    kp_code = np.searchsorted(kp_levels, kp, sorter=np.argsort(kp_levels))
+    kp_code = np.argsort(kp_levels)[kp_code]
+    age = np.clip(np.round(18 + rng.gamma(4.0, 6.5, n)), 15, 90).astype(int)
+    on_art = rng.random(n) < 0.75
+
+    trend = (1 + _TRENDS["wait_per_round"]) ** r_idx * np.where(
+        quarter == 1, 1 + _TRENDS["q1_wait"], 1.0
+    )
+    mu0 = 80.0 * np.exp(u_wait[f_idx]) * trend
+    mu = mu0 * (1 + EFFECTS["wait_minutes"]["full"] * dose)
+    wait = np.round(rng.gamma(3.0, mu / 3.0))
+
+    def binary(
+        base: float, key: str, extra: np.ndarray | float = 0.0
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        eta0 = base + u_bin[f_idx] + extra
+        p0 = _expit(eta0)
+        p1 = _expit(eta0 + EFFECTS[key]["full"] * dose)
+        return rng.random(n) < p1, p0, p1
+
+    got_all, ga_p0, ga_p1 = binary(2.0, "got_all_medicines", -0.05 * r_idx)
+    vl_recv, vr_p0, vr_p1 = binary(0.8, "vl_result_received")
+    breach, br_p0, br_p1 = binary(-2.8, "confidentiality_breach", -0.5 * gamma_kp[kp_code])
+    denied, _, _ = binary(-3.5, "denied_service")
+
+    # ordinal 1-5 answers from a latent logistic variable
+    cuts = np.array([-2.5, -1.2, 0.0, 1.3])
+
+    def ordinal(key: str, base: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        eta0 = base + u_bin[f_idx] + gamma_kp[kp_code]
+        eta1 = eta0 + EFFECTS[key]["full"] * dose
+        latent = eta1 + rng.logistic(size=n)
+        return 1 + np.searchsorted(cuts, latent), eta0, eta1
+
+    respect, rs_eta0, rs_eta1 = ordinal("treated_with_respect", 1.0)
+    satisfaction, sa_eta0, sa_eta1 = ordinal("satisfaction", 0.8)
+    refill = rng.choice([1, 2, 3, 6], n, p=[0.25, 0.15, 0.4, 0.2])
+    interview_ids = np.char.add(f"{code}-I", np.char.zfill(np.arange(1, n + 1).astype(str), 7))
+    interviews = pd.DataFrame(
+        {
+            "interview_id": interview_ids,
+            "facility_id": np.array(fac_ids)[f_idx],
+            "date": dates,
+            "round": np.array(rounds)[r_idx],
+            "sex": sex,
+            "age": age,
+            "key_population": kp,
+            "on_art": on_art,
+            "wait_minutes": wait,
+            "got_all_medicines": pd.array(np.where(on_art, got_all, False), dtype="boolean"),
+            "treated_with_respect": respect,
+            "confidentiality_breach": breach,
+            "vl_result_received": pd.array(np.where(on_art, vl_recv, False), dtype="boolean"),
+            "satisfaction": satisfaction,
+            "denied_service": denied,
+            "refill_months": pd.array(refill, dtype="Int64"),
+        }
+    )
+    for col in ("got_all_medicines", "vl_result_received", "refill_months"):
+        interviews.loc[~on_art, col] = pd.NA
+    for col in ("wait_minutes", "treated_with_respect", "satisfaction", "confidentiality_breach"):
+        miss = rng.random(n) < 0.02  # item non-response, missing at random
+        interviews[col] = interviews[col].astype("object" if col != "wait_minutes" else "float64")
+        interviews.loc[miss, col] = np.nan if col == "wait_minutes" else pd.NA
+    interviews = coerce(interviews, "interviews")
+
+    # ---------------------------------------------------------------- observations and issues
+    obs_rows = []
+    for fi in treated:
+        for ri in range(start_idx[fi], spec.rounds):
+            obs_rows.append((fi, ri))
+    obs_f = np.array([o[0] for o in obs_rows], dtype=int)
+    obs_r = np.array([o[1] for o in obs_rows], dtype=int)
+    k = obs_f.size
+    done = rng.random(k) < 0.93
+    obs_dose = ramp(obs_r - start_idx[obs_f]) * wave_multiplier(arm[obs_f])
+    arv_p0 = _expit(-1.7 + u_bin[obs_f])
+    arv_p1 = _expit(-1.7 + u_bin[obs_f] + EFFECTS["arv_stockout"]["full"] * obs_dose)
+    visit_date = np.array(
+        [r_start[rounds[r]] for r in obs_r], dtype="datetime64[ns]"
+    ) + rng.integers(7, 80, k).astype("timedelta64[D]")
+
+    def maybe(p: np.ndarray | float) -> Any:
+        vals = pd.array(rng.random(k) < p, dtype="boolean")
+        vals[~done] = pd.NA
+        return vals
+
+    observations = coerce(
+        pd.DataFrame(
+            {
+                "facility_id": np.array(fac_ids)[obs_f],
+                "round": np.array(rounds)[obs_r],
+                "date": pd.Series(visit_date).where(done),
+                "visit_completed": done,
+                "arv_stockout": maybe(arv_p1),
+                "condom_stockout": maybe(0.12),
+                "lubricant_stockout": maybe(0.2),
+                "prep_stockout": maybe(0.1),
+                "opened_on_time": maybe(0.8),
+                "private_consultation_space": maybe(0.7),
+                "kp_friendly_services": maybe(_expit(0.0 + 1.0 * obs_dose)),
+                "feedback_meeting_held": maybe(0.8),
+            }
+        ),
+        "observations",
+    )
+
+    categories = [
+        "stock_out",
+        "waiting_time",
+        "staff_attitude",
+        "confidentiality",
+        "viral_load",
+        "infrastructure",
+        "opening_hours",
+        "other",
+    ]
+    cat_p = [0.22, 0.2, 0.15, 0.08, 0.12, 0.1, 0.08, 0.05]
+    cat_median = {
+        "stock_out": 30,
+        "waiting_time": 60,
+        "staff_attitude": 90,
+        "confidentiality": 75,
+        "viral_load": 45,
+        "infrastructure": 180,
+        "opening_hours": 40,
+        "other": 60,
+    }
+    weibull_shape = 1.3
+    n_issues = rng.poisson(2.2 * (1 - 0.2 * obs_dose)) * done
+    iss_obs = np.repeat(np.arange(k), n_issues)
+    n_i = iss_obs.size
+    cat = rng.choice(categories, n_i, p=cat_p)
+    severity = rng.choice(["low", "medium", "high"], n_i, p=[0.35, 0.45, 0.2])
+    identified = visit_date[iss_obs]
+    median_days = np.array([cat_median[c] for c in cat]) * np.where(severity == "high", 0.8, 1.0)
+    scale = median_days / np.log(2) ** (1 / weibull_shape)
+    t_res = np.ceil(scale * rng.weibull(weibull_shape, n_i)).astype(int)
+    esc = rng.random(n_i) < np.where(severity == "high", 0.7, 0.4)
+    level = np.where(
+        esc, rng.choice(["district", "regional", "national"], n_i, p=[0.6, 0.3, 0.1]), "facility"
+    )
+    agreed = rng.random(n_i) < 0.75
+    to_days = lambda d: d.astype("timedelta64[D]")  # noqa: E731
+    escalated_on = identified + to_days(np.ceil(t_res * rng.uniform(0.05, 0.3, n_i)).astype(int))
+    agreed_on = identified + to_days(np.ceil(t_res * rng.uniform(0.3, 0.7, n_i)).astype(int))
+    resolved_on = identified + to_days(t_res)
+    cutoff = np.datetime64(
+        as_of or pd.Timestamp(r_start[rounds[-1]]) + pd.Timedelta(days=105), "ns"
+    )
+    is_resolved = resolved_on <= cutoff
+    esc_seen = esc & (escalated_on <= cutoff)
+    agr_seen = agreed & (agreed_on <= cutoff)
+    status = np.where(
+        is_resolved,
+        "resolved",
+        np.where(agr_seen, "action_agreed", np.where(esc_seen, "escalated", "open")),
+    )
+    issues = coerce(
+        pd.DataFrame(
+            {
+                "issue_id": [f"{code}-X{i + 1:06d}" for i in range(n_i)],
+                "facility_id": np.array(fac_ids)[obs_f[iss_obs]],
+                "round": np.array(rounds)[obs_r[iss_obs]],
+                "category": cat,
+                "severity": severity,
+                "identified_on": identified,
+                "escalated_on": pd.Series(escalated_on).where(esc_seen),
+                "escalation_level": np.where(esc_seen, level, "facility"),
+                "action_agreed_on": pd.Series(agreed_on).where(agr_seen),
+                "resolved_on": pd.Series(resolved_on).where(is_resolved),
+                "status": status,
+            }
+        ),
+        "issues",
+    )
+
+    # ---------------------------------------------------------------- routine (facility × month)
+    months = _months(spec.routine_first_month, spec.routine_months)
+    n_m = len(months)
+    month_start = pd.to_datetime([f"{p}-01" for p in months]).values
+    rf = np.repeat(np.arange(n_f), n_m)
+    rm = np.tile(np.arange(n_m), n_f)
+    clm_start_ns = np.array(facilities_df["clm_start"].values, dtype="datetime64[ns]")
+    active = ~np.isnat(clm_start_ns[rf]) & (month_start[rm] >= clm_start_ns[rf])
+    # event time in rounds (quarters) since CLM start, for the ramp
+    month_round = (
+        (pd.DatetimeIndex(month_start).year.values - int(spec.first_round[:4])) * 4
+        + (pd.DatetimeIndex(month_start).month.values - 1) // 3
+        - (int(spec.first_round[5]) - 1)
+    )
+    r_e = np.where(active, month_round[rm] - start_idx[rf], -1)
+    r_dose = (
+        ramp(r_e) * np.where(arm[rf] >= 0, wave_multiplier(np.maximum(arm[rf], 0)), 0.0) * active
+    )
+    season = 1 + 0.1 * np.sin(2 * np.pi * (pd.DatetimeIndex(month_start).month.values[rm] - 1) / 12)
+    tx_curr = np.round(size[rf] * 1.004**rm).astype(int)
+    supp_p0 = _expit(1.6 + 0.5 * u_bin[rf] + 0.01 * rm)
+    supp_p1 = _expit(np.log(supp_p0 / (1 - supp_p0)) + EFFECTS["vl_suppressed"]["full"] * r_dose)
+    vl_tested = rng.binomial(tx_curr, 0.08)
+    rate0 = 0.012 * season
+    rate1 = rate0 * np.exp(EFFECTS["interruptions"]["full"] * r_dose)
+    tests = rng.poisson(0.35 * tx_curr * season)
+    routine = coerce(
+        pd.DataFrame(
+            {
+                "facility_id": np.array(fac_ids)[rf],
+                "period": np.array(months)[rm],
+                "tx_curr": tx_curr,
+                "tx_new": rng.poisson(0.015 * tx_curr * season),
+                "interruptions": rng.poisson(tx_curr * rate1),
+                "vl_tested": vl_tested,
+                "vl_suppressed": rng.binomial(vl_tested, supp_p1),
+                "prep_new": rng.poisson(0.01 * tx_curr * season),
+                "tests": tests,
+                "positives": rng.binomial(tests, 0.04),
+            }
+        ),
+        "routine",
+    )
+
+    # ---------------------------------------------------------------- organisations and outreach
+    constituencies = [
+        "plhiv",
+        "sex_worker",
+        "msm",
+        "pwud",
+        "transgender",
+        "women",
+        "youth",
+        "mixed",
+    ]
+    org_rows = []
+    org_truth = {}
+    for i in range(spec.organisations):
+        led = i % 3 != 2  # two in three are community-led
+        share = rng.uniform(0.6, 0.95) if led else rng.uniform(0.1, 0.45)
+        row: dict[str, Any] = {
+            "organisation_id": f"{code}-O{i + 1:02d}",
+            "name": f"{_place_name(rng, set())} {'Network of People Living with HIV' if led else 'Health Trust'}",
+            "constituency": constituencies[i % len(constituencies)] if led else "mixed",
+        }
+        for role, lo, hi in (
+            ("governance", 5, 12),
+            ("leadership", 2, 6),
+            ("staff", 5, 40),
+            ("spokespeople", 1, 4),
+            ("members", 50, 800),
+            ("volunteers", 10, 120),
+        ):
+            total = int(rng.integers(lo, hi + 1))
+            row[f"{role}_total"] = total
+            row[f"{role}_constituency"] = int(round(total * share))
+        row["accountability_mechanism"] = bool(led or rng.random() < 0.3)
+        row["funding_government_share"] = round(float(rng.uniform(0, 0.3)), 2)
+        row["funding_donor_share"] = round(float(rng.uniform(0.3, 0.7)), 2)
+        row["agenda_set_by_constituency"] = led
+        planned = int(rng.integers(10, 40))
+        row["monitors_planned"] = planned
+        row["monitors_trained"] = int(rng.binomial(planned, 0.85))
+        row["reports_published"] = int(rng.integers(1, 5))
+        org_rows.append(row)
+        org_truth[row["organisation_id"]] = led
+    organisations = coerce(pd.DataFrame(org_rows), "organisations")
+
+    out_months = months[-24:]
+    led_orgs = [o for o, led in org_truth.items() if led] or list(org_truth)
+    out_rows = []
+    for s in range(spec.outreach_sites):
+        site = f"{code}-S{s + 1:03d}"
+        org = led_orgs[s % len(led_orgs)]
+        district = district_names[int(rng.integers(0, len(polys)))]
+        groups = rng.choice(
+            ["sex_worker", "msm", "pwud", "transgender"],
+            size=int(rng.integers(1, 3)),
+            replace=False,
+        )
+        for g in groups:
+            size_est = int(rng.integers(60, 400))
+            workers = max(1, int(round(size_est / rng.uniform(35, 90))))
+            for t, period in enumerate(out_months):
+                reach = 0.55 + 0.2 * t / len(out_months)
+                contacted = int(rng.binomial(size_est, reach))
+                req = size_est * 30
+                reported = int(rng.poisson(size_est * 0.01))
+                made = int(rng.poisson(contacted * 0.1))
+                out_rows.append(
+                    {
+                        "site_id": site,
+                        "organisation_id": org,
+                        "district": district,
+                        "period": period,
+                        "kp_group": g,
+                        "size_estimate": size_est,
+                        "individuals_contacted": contacted,
+                        "outreach_workers": workers,
+                        "condoms_distributed": int(req * rng.uniform(0.6, 1.1)),
+                        "condoms_required": req,
+                        "lubricants_distributed": int(size_est * 15 * rng.uniform(0.5, 1.0)),
+                        "lubricants_required": size_est * 15,
+                        "needles_distributed": int(size_est * 20 * rng.uniform(0.5, 1.0))
+                        if g == "pwud"
+                        else None,
+                        "needles_required": size_est * 20 if g == "pwud" else None,
+                        "referrals_made": made,
+                        "referrals_completed": int(rng.binomial(made, 0.6)),
+                        "dic_visits": int(rng.poisson(size_est * 0.2)),
+                        "violence_reported": reported,
+                        "violence_responded_24h": int(rng.binomial(reported, 0.7)),
+                    }
+                )
+    outreach = coerce(pd.DataFrame(out_rows), "outreach")
+
+    clean = {
+        "facilities": coerce(facilities_df, "facilities"),
+        "organisations": organisations,
+        "interviews": interviews,
+        "observations": observations,
+        "issues": issues,
+        "routine": routine,
+        "outreach": outreach,
+    }
+
+    # ---------------------------------------------------------------- truth
+    cohorts = {w: rounds[s] for w, s in enumerate(wave_start_idx)}
+    fac_round = pd.DataFrame({"f": f_idx, "r": r_idx, "dose": dose})
+    treated_rows = dose > 0
+
+    def att_table(name: str, diff: np.ndarray, weight: np.ndarray | None = None) -> dict[str, Any]:
+        w = np.ones(n) if weight is None else weight
+        sel = treated_rows & (w > 0)
+        frame = pd.DataFrame(
+            {
+                "cohort": np.array([cohorts[int(a)] for a in np.maximum(arm[f_idx[sel]], 0)]),
+                "round": np.array(rounds)[r_idx[sel]],
+                "event_time": e_time[sel],
+                "diff": diff[sel],
+                "w": w[sel],
+            }
+        )
+        frame["wd"] = frame["diff"] * frame["w"]
+        by = frame.groupby(["cohort", "round"], sort=True)[["wd", "w"]].sum()
+        by_e = frame.groupby("event_time", sort=True)[["wd", "w"]].sum()
+        return {
+            "overall": float(frame["wd"].sum() / frame["w"].sum()),
+            "by_event_time": {int(e): float(r.wd / r.w) for e, r in by_e.iterrows()},
+            "by_cohort_round": [
+                {"cohort": c, "round": r, "att": float(v.wd / v.w)} for (c, r), v in by.iterrows()
+            ],
+        }
+
+    def ord_share(eta: np.ndarray) -> np.ndarray:  # P(answer >= 4) = P(latent > cuts[2])
+        return _expit(eta - cuts[2])
+
+    def ord_mean(eta: np.ndarray) -> np.ndarray:
+        cdf = _expit(cuts[None, :] - eta[:, None])  # P(latent <= c_k)
+        return 5.0 - cdf.sum(axis=1)
+
+    truth: dict[str, Any] = {
+        "country": code,
+        "seed": spec.seed,
+        "description": "Planted CLM effects; ATTs are on each indicator's scale, averaged over treated interviews / facility-months",
+        "design": {
+            "rounds": rounds,
+            "waves": {cohorts[w]: int((arm == w).sum()) for w in range(spec.waves)},
+            "comparison_facilities": int((arm < 0).sum()),
+            "ramp": f"min(1, (event_time + 1) / {RAMP_ROUNDS})",
+            "wave_multiplier": "max(0.25, 1 - 0.25 * wave)  (wave 0 = first cohort)",
+            "facility_random_effect_sd_logit": 0.5,
+            "icc_logit_approx": round(0.25 / (0.25 + np.pi**2 / 3), 3),
+            "secular_trend_wait_per_round": _TRENDS["wait_per_round"],
+            "as_of": str(pd.Timestamp(cutoff).date()),
+        },
+        "effects": {k: dict(v) for k, v in EFFECTS.items()},
+        "att": {
+            "wait_time_mean": att_table("wait", mu - mu0),
+            "medicine_stockout_experienced": att_table(
+                "stock", (1 - ga_p1) - (1 - ga_p0), on_art.astype(float)
+            ),
+            "vl_result_received": att_table("vl", vr_p1 - vr_p0, on_art.astype(float)),
+            "confidentiality_breach": att_table("breach", br_p1 - br_p0),
+            "treated_with_respect": att_table("respect", ord_share(rs_eta1) - ord_share(rs_eta0)),
+            "satisfaction_mean": att_table("satisfaction", ord_mean(sa_eta1) - ord_mean(sa_eta0)),
+            "multi_month_dispensing": {"overall": 0.0},
+            "denied_service": {"overall": 0.0},
+        },
+        "issues": {
+            "resolution_weibull_shape": weibull_shape,
+            "median_days_by_category": cat_median,
+            "high_severity_factor": 0.8,
+            "n_issues": int(n_i),
+            "n_open": int((~is_resolved).sum()),
+        },
+        "observations": {
+            "arv_stockout_att": float(np.mean((arv_p1 - arv_p0)[obs_dose > 0]))
+            if (obs_dose > 0).any()
+            else 0.0,
+            "note": "visits exist only after CLM starts: the effect shows as a decline over event time",
+        },
+        "routine": {
+            "viral_suppression_att": float(np.mean((supp_p1 - supp_p0)[r_dose > 0]))
+            if (r_dose > 0).any()
+            else 0.0,
+            "interruption_rate_ratio_full": float(np.exp(EFFECTS["interruptions"]["full"])),
+        },
+        "organisations_community_led": org_truth,
+    }
+    del fac_round
+
+    raw, faults = _raw_exports(code, clean, rng, cutoff, fac_ids)
+    truth["faults"] = faults
+    districts = {
+        "type": "FeatureCollection",
+        "name": f"{code} districts (fictional)",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"district": district_names[i], "region": region_of[i]},
+                "geometry": json.loads(json.dumps(p.__geo_interface__)),
+            }
+            for i, p in enumerate(polys)
+        ],
+    }
+    return DemoCountry(code=code, clean=clean, raw=raw, truth=truth, districts=districts)
+
+
+def _raw_exports(
+    code: str,
+    clean: dict[str, pd.DataFrame],
+    rng: np.random.Generator,
+    cutoff: Any,
+    fac_ids: list[str],
+) -> tuple[dict[str, pd.DataFrame], list[dict[str, Any]]]:
+    """Raw tables: personal data added to interviews, faulty extra rows appended."""
+    import numpy as np
+    import pandas as pd
+
+    raw = {k: v.copy() for k, v in clean.items()}
+    iv = raw["interviews"]
+    n = len(iv)
+    first = np.array(_FIRST)[rng.integers(0, len(_FIRST), n)]
+    last = np.array(_LAST)[rng.integers(0, len(_LAST), n)]
+    iv["client_name"] = pd.Series(first, dtype="string") + " " + pd.Series(last, dtype="string")
+    iv["phone_number"] = pd.Series(
+        np.char.add("+999 7", np.char.zfill(rng.integers(0, 10**8, n).astype(str), 8)),
+        dtype="string",
+    )
+    dob = iv["date"] - pd.to_timedelta(
+        iv["age"].astype("float64") * 365.25 + rng.integers(1, 360, n), unit="D"
+    )
+    iv["date_of_birth"] = dob.dt.strftime("%Y-%m-%d")
+    iv["free_text"] = pd.Series(
+        np.array(_COMMENTS)[rng.integers(0, len(_COMMENTS), n)], dtype="string"
+    )
+    iv.loc[rng.random(n) < 0.5, "free_text"] = pd.NA
+    # canaries: the first rows, every time
+    for i, name in enumerate(CANARY_NAMES):
+        iv.loc[i, "client_name"] = name
+    for i, phone in enumerate(CANARY_PHONES):
+        iv.loc[i, "phone_number"] = phone
+    for i, dob_text in enumerate(CANARY_BIRTH_DATES):
+        iv.loc[i, "date_of_birth"] = dob_text
+    iv.loc[0, "free_text"] = CANARY_FREE_TEXT[0]
+
+    faults: list[dict[str, Any]] = []
+    extra_rows: list[pd.DataFrame] = []
+    n_each = max(2, n // 800)  # about 1% of rows in total
+    counter = [0]
+
+    def new_rows(k: int) -> pd.DataFrame:
+        rows = iv.iloc[rng.choice(n, k, replace=False)].copy()
+        return rows
+
+    def fresh_id(rows: pd.DataFrame) -> pd.DataFrame:
+        ids = []
+        for _ in range(len(rows)):
+            counter[0] += 1
+            ids.append(f"{code}-E{counter[0]:06d}")
+        rows["interview_id"] = ids
+        return rows
+
+    plan: list[tuple[str, str, Any]] = [
+        ("wait_minutes", "range", -15.0),
+        ("wait_minutes", "range", 2000.0),
+        ("age", "range", 7),
+        ("treated_with_respect", "allowed_values", 9),
+        ("facility_id", "unknown_reference", f"{code}-F999"),
+        ("sex", "not_null", pd.NA),
+        ("date", "future_date", pd.Timestamp(cutoff) + pd.Timedelta(days=400)),
+        ("round", "pattern", "2024-Q1"),
+    ]
+    for column, rule, value in plan:
+        rows = fresh_id(new_rows(n_each))
+        rows[column] = value if column != "age" else pd.array([value] * len(rows), dtype="Int64")
+        extra_rows.append(rows)
+        for rid in rows["interview_id"]:
+            faults.append({"table": "interviews", "id": rid, "column": column, "rule": rule})
+    dups = new_rows(n_each)  # exact duplicates (same interview id): the copy is refused
+    extra_rows.append(dups)
+    for rid in dups["interview_id"]:
+        faults.append(
+            {"table": "interviews", "id": rid, "column": "interview_id", "rule": "duplicate_key"}
+        )
+    # Spread the faulty rows through the file; a duplicate always comes after its original.
+    extras = pd.concat(extra_rows, ignore_index=True)
+    pos_of = pd.Series(np.arange(n, dtype=float), index=iv["interview_id"].to_numpy())
+    keys = rng.uniform(0, n, len(extras))
+    is_dup = extras["interview_id"].isin(set(dups["interview_id"])).to_numpy()
+    orig = pos_of.reindex(extras["interview_id"].to_numpy()).to_numpy()
+    keys[is_dup] = orig[is_dup] + 0.5 + rng.uniform(0, 1, is_dup.sum()) * (n - orig[is_dup])
+    allrows = pd.concat([iv, extras], ignore_index=True)
+    order = np.argsort(np.concatenate([np.arange(n, dtype=float), keys]), kind="stable")
+    allrows = allrows.iloc[order].reset_index(drop=True)
+    seen: set[str] = set()
+    row_of: dict[tuple[str, str], int] = {}
+    for pos, rid in enumerate(allrows["interview_id"]):
+        row_of.setdefault((rid, "dup" if rid in seen else "first"), pos + 1)
+        seen.add(rid)
+    for f in faults:
+        f["row"] = row_of[(f["id"], "dup" if f["rule"] == "duplicate_key" else "first")]
+    raw["interviews"] = allrows
+
+    rt = raw["routine"]
+    bad = rt.iloc[rng.choice(len(rt), 3, replace=False)].copy()
+    bad["vl_suppressed"] = bad["vl_tested"] + 5
+    # give each inconsistent row a free (facility, month) slot: a month before the series
+    first_month = rt["period"].min()
+    y, mo = int(first_month[:4]), int(first_month[5:7])
+    bad["period"] = [f"{y - 1}-{mo:02d}"] * len(bad)
+    extra_fac = rng.choice(fac_ids, len(bad), replace=False)
+    bad["facility_id"] = extra_fac
+    raw["routine"] = pd.concat([rt, bad], ignore_index=True)
+    for pos, (_, row) in enumerate(bad.iterrows()):
+        faults.append(
+            {
+                "table": "routine",
+                "id": f"{row['facility_id']}|{row['period']}",
+                "column": "vl_suppressed",
+                "rule": "inconsistent",
+                "row": len(rt) + pos + 1,
+            }
+        )
+    return raw, faults
+
+
+def _csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
+    out = frame.copy()
+    for col in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[col]):
+            out[col] = out[col].dt.strftime("%Y-%m-%d")
+        elif pd.api.types.is_bool_dtype(out[col]):
+            out[col] = out[col].map({True: "true", False: "false"}).astype("string")
+    return out
+
+
+def demo_countries() -> list[str]:
+    """Codes of the countries whose parameters have a ``demo:`` block."""
+    return [c for c in list_countries() if load_country(c).is_demo]
+
+
+def write_demo(
+    codes: list[str] | None = None,
+    facilities: int | None = None,
+    interviews_per_round: int | None = None,
+    force: bool = False,
+) -> dict[str, Path]:
+    """Generate demo countries and write their raw exports to ``data/raw/<code>/``.
+
+    Parameters
+    ----------
+    codes
+        Countries to write; default every demo country.
+    facilities, interviews_per_round
+        Size overrides (benchmarks).
+    force
+        Rewrite even when the folder already holds the same generation (same ``truth.yaml``
+        fingerprint); by default an up-to-date folder is left alone.
+
+    Returns
+    -------
+    dict
+        Folder written, by country code.
+    """
+    import hashlib
+
+    import yaml
+
+    out: dict[str, Path] = {}
+    for code in codes or demo_countries():
+        params = load_country(code)
+        fingerprint = hashlib.sha256(
+            json.dumps(
+                [
+                    params.model_dump(mode="json"),
+                    facilities,
+                    interviews_per_round,
+                    _GENERATOR_VERSION,
+                ],
+                sort_keys=True,
+            ).encode()
+        ).hexdigest()[:16]
+        folder = raw_dir(code)
+        marker = folder / "truth.yaml"
+        if not force and marker.is_file():
+            try:
+                if yaml.safe_load(marker.read_text()).get("fingerprint") == fingerprint:
+                    out[code] = folder
+                    continue
+            except (yaml.YAMLError, AttributeError):
+                pass
+        demo = generate_country(code, params, facilities, interviews_per_round)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, frame in demo.raw.items():
+            _csv_frame(frame).to_csv(folder / f"{name}.csv", index=False)
+        (folder / "districts.geojson").write_text(json.dumps(demo.districts, separators=(",", ":")))
+        truth = {"fingerprint": fingerprint, **demo.truth}
+        marker.write_text(yaml.safe_dump(truth, sort_keys=False, allow_unicode=True))
+        out[code] = folder
+    return out
+
+
+#: Bump when the generator's output changes, so `write_demo` regenerates stale folders.
+_GENERATOR_VERSION = 1

@@ -1,0 +1,465 @@
+"""A small, safe filter language over column names (never Python ``eval`` of user text).
+
+Grammar (keywords are case-insensitive)::
+
+    expr       := or_expr
+    or_expr    := and_expr ("or" and_expr)*
+    and_expr   := not_expr ("and" not_expr)*
+    not_expr   := "not" not_expr | atom
+    atom       := "(" expr ")"
+                | column "is" ["not"] "null"
+                | column ["not"] "in" "[" literal ("," literal)* "]"
+                | column op (literal | column)
+                | column                       -- a boolean column, true when true
+    op         := "==" | "!=" | "<" | "<=" | ">" | ">="
+    literal    := number | 'text' | "text" | true | false
+
+Examples: ``got_all_medicines == false``, ``on_art and vl_result_received is not null``,
+``key_population in ['sex_worker', 'msm']``, ``vl_suppressed <= vl_tested``.
+
+Missing values follow SQL/Kleene logic: a comparison with a missing value is unknown, and a
+row is selected only when the whole filter is true.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from clm_research.schema import Table
+
+__all__ = [
+    "Expr",
+    "Compare",
+    "InList",
+    "IsNull",
+    "BoolColumn",
+    "And",
+    "Or",
+    "Not",
+    "ExpressionError",
+    "parse",
+    "evaluate",
+    "check_against_table",
+    "columns",
+]
+
+Scalar = int | float | str | bool
+Op = Literal["==", "!=", "<", "<=", ">", ">="]
+
+
+class ExpressionError(ValueError):
+    """A filter is not valid; the message says where and what is allowed."""
+
+
+@dataclass(frozen=True)
+class ColumnRef:
+    name: str
+
+
+@dataclass(frozen=True)
+class Compare:
+    column: str
+    op: Op
+    value: Scalar | ColumnRef
+
+
+@dataclass(frozen=True)
+class InList:
+    column: str
+    values: tuple[Scalar, ...]
+    negate: bool = False
+
+
+@dataclass(frozen=True)
+class IsNull:
+    column: str
+    negate: bool = False
+
+
+@dataclass(frozen=True)
+class BoolColumn:
+    column: str
+
+
+@dataclass(frozen=True)
+class And:
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True)
+class Or:
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True)
+class Not:
+    operand: Expr
+
+
+Expr = Compare | InList | IsNull | BoolColumn | And | Or | Not
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<number>-?\d+(?:\.\d+)?)
+      | (?P<string>'[^']*'|"[^"]*")
+      | (?P<op>==|!=|<=|>=|<|>)
+      | (?P<punct>[()\[\],])
+      | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+      | (?P<bad>\S)
+    )""",
+    re.VERBOSE,
+)
+_KEYWORDS = {"and", "or", "not", "in", "is", "null", "true", "false"}
+
+
+@dataclass(frozen=True)
+class _Tok:
+    kind: str
+    text: str
+    pos: int
+
+
+def _tokenize(text: str) -> list[_Tok]:
+    toks: list[_Tok] = []
+    pos = 0
+    while pos < len(text):
+        if text[pos:].strip() == "":
+            break
+        m = _TOKEN.match(text, pos)
+        assert m is not None  # the pattern's last branch matches any non-space character
+        kind = m.lastgroup or "bad"
+        tok_text = m.group(kind)
+        start = m.start(kind)
+        if kind == "bad":
+            hint = " (use == for equality)" if tok_text == "=" else ""
+            raise ExpressionError(
+                f"unexpected character {tok_text!r} at position {start + 1}{hint}; allowed: column "
+                "names, numbers, 'text', true/false, == != < <= > >=, in [...], is [not] null, "
+                "and/or/not, parentheses"
+            )
+        if kind == "name" and tok_text.lower() in _KEYWORDS:
+            kind, tok_text = "kw", tok_text.lower()
+        toks.append(_Tok(kind, tok_text, start))
+        pos = m.end()
+    return toks
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.toks = _tokenize(text)
+        self.i = 0
+
+    def _peek(self) -> _Tok | None:
+        return self.toks[self.i] if self.i < len(self.toks) else None
+
+    def _take(self) -> _Tok:
+        tok = self._peek()
+        if tok is None:
+            raise ExpressionError("the filter ends too early; expected more after the last word")
+        self.i += 1
+        return tok
+
+    def _is_kw(self, word: str) -> bool:
+        tok = self._peek()
+        return tok is not None and tok.kind == "kw" and tok.text == word
+
+    def _expect(self, kind: str, text: str | None = None) -> _Tok:
+        if self._peek() is None:
+            raise ExpressionError(f"expected {text or kind!r} but the filter ends there")
+        tok = self._take()
+        if tok.kind != kind or (text is not None and tok.text != text):
+            want = text or kind
+            raise ExpressionError(
+                f"expected {want!r} at position {tok.pos + 1}, found {tok.text!r}"
+            )
+        return tok
+
+    def parse(self) -> Expr:
+        if not self.toks:
+            raise ExpressionError("the filter is empty")
+        expr = self._or()
+        tok = self._peek()
+        if tok is not None:
+            raise ExpressionError(
+                f"unexpected {tok.text!r} at position {tok.pos + 1}; join conditions with and/or"
+            )
+        return expr
+
+    def _or(self) -> Expr:
+        left = self._and()
+        while self._is_kw("or"):
+            self.i += 1
+            left = Or(left, self._and())
+        return left
+
+    def _and(self) -> Expr:
+        left = self._not()
+        while self._is_kw("and"):
+            self.i += 1
+            left = And(left, self._not())
+        return left
+
+    def _not(self) -> Expr:
+        if self._is_kw("not"):
+            self.i += 1
+            return Not(self._not())
+        return self._atom()
+
+    def _literal(self) -> Scalar:
+        tok = self._take()
+        if tok.kind == "number":
+            return float(tok.text) if "." in tok.text else int(tok.text)
+        if tok.kind == "string":
+            return tok.text[1:-1]
+        if tok.kind == "kw" and tok.text in ("true", "false"):
+            return tok.text == "true"
+        if tok.kind == "kw" and tok.text == "null":
+            raise ExpressionError(
+                f"compare with null using 'is null' / 'is not null' (position {tok.pos + 1})"
+            )
+        raise ExpressionError(
+            f"expected a value (number, 'text', true or false) at position {tok.pos + 1}, "
+            f"found {tok.text!r}"
+        )
+
+    def _atom(self) -> Expr:
+        tok = self._take()
+        if tok.kind == "punct" and tok.text == "(":
+            inner = self._or()
+            self._expect("punct", ")")
+            return inner
+        if tok.kind != "name":
+            raise ExpressionError(
+                f"expected a column name at position {tok.pos + 1}, found {tok.text!r}"
+            )
+        column = tok.text
+        nxt = self._peek()
+        if nxt is None or (nxt.kind == "kw" and nxt.text in ("and", "or")) or nxt.text == ")":
+            return BoolColumn(column)
+        if nxt.kind == "kw" and nxt.text == "is":
+            self.i += 1
+            negate = False
+            if self._is_kw("not"):
+                self.i += 1
+                negate = True
+            self._expect("kw", "null")
+            return IsNull(column, negate)
+        if nxt.kind == "kw" and nxt.text in ("in", "not"):
+            negate = nxt.text == "not"
+            self.i += 1
+            if negate:
+                self._expect("kw", "in")
+            self._expect("punct", "[")
+            values = [self._literal()]
+            while self._peek() is not None and self._peek().text == ",":  # type: ignore[union-attr]
+                self.i += 1
+                values.append(self._literal())
+            self._expect("punct", "]")
+            return InList(column, tuple(values), negate)
+        if nxt.kind == "op":
+            self.i += 1
+            rhs = self._peek()
+            if rhs is not None and rhs.kind == "name":
+                self.i += 1
+                return Compare(column, nxt.text, ColumnRef(rhs.text))  # type: ignore[arg-type]
+            return Compare(column, nxt.text, self._literal())  # type: ignore[arg-type]
+        raise ExpressionError(
+            f"after column {column!r} expected an operator (== != < <= > >=), 'in', "
+            f"'is null', 'and' or 'or' at position {nxt.pos + 1}, found {nxt.text!r}"
+        )
+
+
+def parse(text: str) -> Expr:
+    """Parse a filter into an expression tree.
+
+    Parameters
+    ----------
+    text
+        The filter, e.g. ``"on_art and got_all_medicines == false"``.
+
+    Returns
+    -------
+    Expr
+        An immutable tree of :class:`Compare`, :class:`InList`, :class:`IsNull`,
+        :class:`BoolColumn`, :class:`And`, :class:`Or` and :class:`Not` nodes.
+
+    Raises
+    ------
+    ExpressionError
+        With the position and what is allowed there.
+
+    Examples
+    --------
+    >>> parse("sex == 'female' and age >= 25")
+    And(left=Compare(column='sex', op='==', value='female'), right=Compare(column='age', op='>=', value=25))
+    """
+    if not isinstance(text, str):
+        raise ExpressionError(f"a filter must be text, got {type(text).__name__}")
+    return _Parser(text).parse()
+
+
+def columns(expr: Expr) -> set[str]:
+    """Every column name the expression reads."""
+    match expr:
+        case Compare(column=c, value=ColumnRef(name=r)):
+            return {c, r}
+        case Compare(column=c) | InList(column=c) | IsNull(column=c) | BoolColumn(column=c):
+            return {c}
+        case And(left=a, right=b) | Or(left=a, right=b):
+            return columns(a) | columns(b)
+        case Not(operand=a):
+            return columns(a)
+    raise TypeError(f"not an expression: {expr!r}")  # pragma: no cover
+
+
+def _literal_fits(col_dtype: str, value: Scalar) -> bool:
+    if col_dtype == "boolean":
+        return isinstance(value, bool)
+    if col_dtype in ("integer", "float"):
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    # string, category and date columns compare with text (dates as 'YYYY-MM-DD')
+    return isinstance(value, str)
+
+
+def check_against_table(expr: Expr, table: Table) -> None:
+    """Check that every column exists in ``table`` and that literals fit the column.
+
+    Raises
+    ------
+    ExpressionError
+        For an unknown column (listing the known ones), a value of the wrong type, a value
+        outside a category's allowed values, or an ordering comparison on a category.
+    """
+    known = ", ".join(table.column_names)
+    for name in sorted(columns(expr)):
+        if name not in table:
+            raise ExpressionError(
+                f"unknown column {name!r} in dataset {table.name!r}; known columns: {known}"
+            )
+
+    def check_value(column: str, value: Scalar) -> None:
+        col = table.column(column)
+        if not _literal_fits(col.dtype, value):
+            raise ExpressionError(
+                f"column {column!r} is {col.dtype}; {value!r} is not a {col.dtype} value"
+            )
+        if col.allowed is not None and value not in col.allowed:
+            allowed = ", ".join(repr(a) for a in col.allowed)
+            raise ExpressionError(
+                f"{value!r} is not an allowed value of {column!r}; allowed: {allowed}"
+            )
+
+    def walk(node: Expr) -> None:
+        match node:
+            case Compare(column=c, op=op, value=ColumnRef(name=r)):
+                a, b = table.column(c).dtype, table.column(r).dtype
+                numeric = {"integer", "float"}
+                if a != b and not (a in numeric and b in numeric):
+                    raise ExpressionError(f"cannot compare {c!r} ({a}) with {r!r} ({b})")
+            case Compare(column=c, op=op, value=v):
+                check_value(c, v)  # type: ignore[arg-type]
+                col = table.column(c)
+                if op not in ("==", "!=") and col.dtype in ("boolean", "category", "string"):
+                    if col.allowed is None or not all(isinstance(a, int) for a in col.allowed):
+                        raise ExpressionError(
+                            f"{op} needs a number or date column; {c!r} is {col.dtype} "
+                            "(use == / != / in)"
+                        )
+            case InList(column=c, values=vs):
+                for v in vs:
+                    check_value(c, v)
+            case BoolColumn(column=c):
+                if table.column(c).dtype != "boolean":
+                    raise ExpressionError(
+                        f"{c!r} is {table.column(c).dtype}, not a yes/no column: compare it "
+                        f"(e.g. {c} == ...)"
+                    )
+            case And(left=a, right=b) | Or(left=a, right=b):
+                walk(a)
+                walk(b)
+            case Not(operand=a):
+                walk(a)
+            case IsNull():
+                pass
+
+    walk(expr)
+
+
+def _operand(series: pd.Series, value: object) -> object:
+    import pandas as pd
+
+    if isinstance(value, str) and pd.api.types.is_datetime64_any_dtype(series):
+        return pd.Timestamp(value)
+    return value
+
+
+def evaluate(expr: Expr, frame: pd.DataFrame) -> pd.Series:
+    """Evaluate ``expr`` on every row of ``frame`` (vectorised).
+
+    Returns
+    -------
+    pandas.Series
+        Plain ``bool``: ``True`` where the filter is true; unknown (missing) counts as false.
+    """
+    return _eval(expr, frame).fillna(False).astype(bool)
+
+
+def _eval(expr: Expr, frame: pd.DataFrame) -> pd.Series:
+    import operator
+
+    import pandas as pd
+
+    ops = {
+        "==": operator.eq,
+        "!=": operator.ne,
+        "<": operator.lt,
+        "<=": operator.le,
+        ">": operator.gt,
+        ">=": operator.ge,
+    }
+
+    def col(name: str) -> pd.Series:
+        if name not in frame.columns:
+            raise ExpressionError(
+                f"column {name!r} is not in the data; columns: {', '.join(map(str, frame.columns))}"
+            )
+        return frame[name]
+
+    def kleene(result: pd.Series, *sources: pd.Series) -> pd.Series:
+        out = result.astype("boolean")
+        missing = sources[0].isna()
+        for s in sources[1:]:
+            missing = missing | s.isna()
+        return out.mask(missing, pd.NA)
+
+    match expr:
+        case Compare(column=c, op=op, value=ColumnRef(name=r)):
+            a, b = col(c), col(r)
+            return kleene(ops[op](a, b), a, b)
+        case Compare(column=c, op=op, value=v):
+            a = col(c)
+            return kleene(ops[op](a, _operand(a, v)), a)
+        case InList(column=c, values=vs, negate=neg):
+            a = col(c)
+            hit = a.isin([_operand(a, v) for v in vs])
+            return kleene(~hit if neg else hit, a)
+        case IsNull(column=c, negate=neg):
+            nulls = col(c).isna()
+            return (~nulls if neg else nulls).astype("boolean")
+        case BoolColumn(column=c):
+            return col(c).astype("boolean")
+        case And(left=a, right=b):
+            return _eval(a, frame) & _eval(b, frame)
+        case Or(left=a, right=b):
+            return _eval(a, frame) | _eval(b, frame)
+        case Not(operand=a):
+            return ~_eval(a, frame)
+    raise TypeError(f"not an expression: {expr!r}")  # pragma: no cover

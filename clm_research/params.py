@@ -1,0 +1,329 @@
+"""Country parameters: one typed, validated model for every ``params/countries/<code>.yaml``.
+
+``params/countries/`` is the single source of truth for the list of countries. Unknown or
+misspelt keys are an error (papermill itself only warns), values are checked, and paths
+given in a params file must stay inside the project.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Annotated, Any
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from clm_research.errors import ParamsError
+from clm_research.paths import countries_dir
+
+__all__ = [
+    "DemoSpec",
+    "CountryParams",
+    "NotebookParameters",
+    "SynthesisParameters",
+    "ProjectPath",
+    "check_project_path",
+    "check_period",
+    "notebook_parameters",
+    "FrameworkChanges",
+    "load_country",
+    "list_countries",
+    "format_validation_error",
+]
+
+_ROUND = re.compile(r"^\d{4}Q[1-4]$")
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+# ISO 3166-1 user-assigned codes usable for fictional countries (XK avoided: used for Kosovo).
+_USER_ASSIGNED = re.compile(r"^(AA|Q[M-Z]|X[A-JL-Z]|ZZ)$")
+
+
+def check_project_path(value: str) -> str:
+    """Accept only a relative path that stays inside the project.
+
+    A parameters file may name files (e.g. district boundaries), but never an absolute path,
+    a home-relative path or one that climbs out with ``..``: a report must be reproducible
+    from the project folder alone.
+
+    Raises
+    ------
+    ValueError
+        Naming the offending path and the rule it breaks.
+    """
+    text = str(value).strip()
+    if not text:
+        raise ValueError("path is empty")
+    if text.startswith("~"):
+        raise ValueError(f"path {text!r} must be relative to the project, not to a home folder")
+    if (
+        PurePosixPath(text).is_absolute()
+        or PureWindowsPath(text).is_absolute()
+        or text[:1] in "/\\"
+    ):
+        raise ValueError(f"path {text!r} is absolute; give a path relative to the project root")
+    parts = re.split(r"[/\\]", text)
+    if ".." in parts:
+        raise ValueError(f"path {text!r} climbs out with '..'; paths must stay inside the project")
+    return text
+
+
+#: A path from a parameters file: relative to the project root, no ``..``, not absolute.
+ProjectPath = Annotated[str, AfterValidator(check_project_path)]
+
+
+def check_period(value: str) -> str:
+    """Return ``value`` if it is a round like ``2024Q4``; raise :class:`ParamsError` otherwise."""
+    if not isinstance(value, str) or not _ROUND.match(value):
+        raise ParamsError(f"period must be a round like 2024Q4, got {value!r}")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DemoSpec(_Strict):
+    """How the synthetic generator builds a fictional demo country (``clm demo-data``)."""
+
+    seed: int = Field(ge=0, description="Random seed: same seed, same data")
+    facilities: int = Field(60, ge=8, le=5000)
+    regions: int = Field(3, ge=1, le=20)
+    districts: int = Field(8, ge=2, le=100)
+    interviews_per_round: int = Field(30, ge=5, le=500, description="Per facility and round")
+    first_round: str = "2023Q1"
+    rounds: int = Field(8, ge=2, le=40)
+    routine_first_month: str = "2022-01"
+    routine_months: int = Field(36, ge=12, le=240)
+    waves: int = Field(3, ge=1, le=6, description="Staggered CLM roll-out waves")
+    comparison_share: float = Field(0.3, ge=0.1, le=0.9)
+    organisations: int = Field(5, ge=1, le=50)
+    outreach_sites: int = Field(12, ge=1, le=2000)
+    centre: tuple[float, float] = Field(
+        (-12.0, -28.0), description="(longitude, latitude) of the fictional island"
+    )
+
+    @field_validator("first_round")
+    @classmethod
+    def _round(cls, v: str) -> str:
+        if not _ROUND.match(v):
+            raise ValueError(f"round must look like 2024Q1, got {v!r}")
+        return v
+
+    @field_validator("routine_first_month")
+    @classmethod
+    def _month(cls, v: str) -> str:
+        if not _MONTH.match(v):
+            raise ValueError(f"month must look like 2024-03, got {v!r}")
+        return v
+
+
+class FrameworkChanges(_Strict):
+    """A country's changes to the default framework: overrides and extra indicators."""
+
+    overrides: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="indicator id -> fields to replace (target, thresholds, min_cell_size, label)",
+    )
+    indicators: list[dict[str, Any]] = Field(
+        default_factory=list, description="extra indicators, same fields as params/framework.yaml"
+    )
+
+
+class CountryParams(_Strict):
+    """Everything a run needs to know about one country."""
+
+    code: str = Field(description="Two-letter code; demo countries use user-assigned codes (XA…)")
+    name: str
+    demo: DemoSpec | None = Field(None, description="Present for synthetic demo countries")
+    baseline_round: str = Field(description="First round: the baseline of progress tables")
+    period: str = Field(description="Reporting round, e.g. 2024Q4")
+    as_of: str | None = Field(
+        None, description="Data extraction date (YYYY-MM-DD); open issues are censored here"
+    )
+    min_cell_size: int = Field(10, ge=1, le=100, description="Default small-cell threshold")
+    quarantine_max_share: float = Field(
+        0.05, ge=0, le=1, description="Gate fails above this share of quarantined rows"
+    )
+    framework: FrameworkChanges = Field(default_factory=FrameworkChanges)
+    district_boundaries: ProjectPath | None = Field(
+        None,
+        description="District boundaries (GeoJSON) for the maps, relative to the project root; "
+        "default data/raw/<code>/districts.geojson",
+    )
+    notebooks: tuple[str, ...] | None = Field(
+        None,
+        description="Evaluation notebooks to run (file stems, e.g. 02_service_quality); "
+        "default: all of notebooks/evaluation/",
+    )
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Z]{2}", v):
+            raise ValueError(f"country code must be two capital letters, got {v!r}")
+        return v
+
+    @field_validator("baseline_round", "period")
+    @classmethod
+    def _rounds(cls, v: str) -> str:
+        if not _ROUND.match(v):
+            raise ValueError(f"round must look like 2024Q1, got {v!r}")
+        return v
+
+    @property
+    def is_demo(self) -> bool:
+        return self.demo is not None
+
+
+class NotebookParameters(_Strict):
+    """The values the runner injects into every evaluation notebook's ``parameters`` cell.
+
+    The field names are exactly the names assigned in each notebook's cell tagged
+    ``parameters`` (a test checks this), so a misspelt or unknown parameter is an error
+    here instead of papermill's mere warning.
+    """
+
+    country: str = Field(description="Country code, e.g. XA")
+    period: str = Field(description="Reporting round, e.g. 2024Q4")
+    output_dir: str = Field(
+        ".",
+        description="Where the notebook writes its tables, relative to the kernel's working "
+        "directory (the runner starts the kernel in the report's temporary folder)",
+    )
+    seed: int = Field(20240101, ge=0, description="Seed for anything random (bootstrap, jitter)")
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Z]{2}", v):
+            raise ValueError(f"country code must be two capital letters, got {v!r}")
+        return v
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, v: str) -> str:
+        if not _ROUND.match(v):
+            raise ValueError(f"round must look like 2024Q1, got {v!r}")
+        return v
+
+    @field_validator("output_dir")
+    @classmethod
+    def _output_dir(cls, v: str) -> str:
+        return check_project_path(v)
+
+
+class SynthesisParameters(_Strict):
+    """The values injected into the multi-country synthesis notebook's ``parameters`` cell."""
+
+    countries: list[str] = Field(description="Countries pooled (each with a good report)")
+    period: str = Field(description="Reporting round, e.g. 2024Q4")
+    output_dir: str = Field(".", description="Where the notebook writes its tables")
+    seed: int = Field(20240101, ge=0)
+
+    @field_validator("countries")
+    @classmethod
+    def _countries(cls, v: list[str]) -> list[str]:
+        for c in v:
+            if not re.fullmatch(r"[A-Z]{2}", c):
+                raise ValueError(f"country code must be two capital letters, got {c!r}")
+        return sorted(v)
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, v: str) -> str:
+        if not _ROUND.match(v):
+            raise ValueError(f"round must look like 2024Q1, got {v!r}")
+        return v
+
+    @field_validator("output_dir")
+    @classmethod
+    def _output_dir(cls, v: str) -> str:
+        return check_project_path(v)
+
+
+def notebook_parameters(
+    params: CountryParams, period: str | None = None, **overrides: Any
+) -> NotebookParameters:
+    """Build the validated notebook parameters for one country and period.
+
+    Parameters
+    ----------
+    params
+        The country's validated parameters.
+    period
+        Reporting round; defaults to ``params.period``.
+    **overrides
+        Other notebook parameters (``output_dir``, ``seed``); unknown names are an error.
+
+    Raises
+    ------
+    ParamsError
+        When a value breaks a rule or a name is not a notebook parameter.
+    """
+    values: dict[str, Any] = {"country": params.code, "period": period or params.period}
+    values.update(overrides)
+    try:
+        return NotebookParameters.model_validate(values)
+    except ValidationError as e:
+        raise ParamsError(
+            format_validation_error(e, f"notebook parameters for {params.code}")
+        ) from None
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    """Turn a pydantic error into one readable line per problem, naming the file and field."""
+    lines = [f"{source}: {err.error_count()} problem(s)"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown parameter (misspelt?)"
+        lines.append(f"  - {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def load_country(code: str, directory: Path | None = None) -> CountryParams:
+    """Load and validate ``params/countries/<code>.yaml``.
+
+    Raises
+    ------
+    ParamsError
+        When the file is missing, is not YAML, or breaks a rule; the message names the file,
+        the field and the rule.
+    """
+    directory = directory or countries_dir()
+    path = directory / f"{code}.yaml"
+    if not path.is_file():
+        known = ", ".join(list_countries(directory)) or "none"
+        raise ParamsError(f"no parameters for country {code!r} ({path}); known countries: {known}")
+    return _load(path)
+
+
+@cache
+def _load_cached(path: Path, mtime: float) -> CountryParams:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of parameters at the top level")
+    try:
+        params = CountryParams.model_validate(raw)
+    except ValidationError as e:
+        raise ParamsError(format_validation_error(e, str(path))) from None
+    if params.code != path.stem:
+        raise ParamsError(
+            f"{path}: code {params.code!r} does not match the file name {path.stem!r}"
+        )
+    return params
+
+
+def _load(path: Path) -> CountryParams:
+    return _load_cached(path.resolve(), path.stat().st_mtime)
+
+
+def list_countries(directory: Path | None = None) -> list[str]:
+    """The country codes with a parameters file, sorted."""
+    directory = directory or countries_dir()
+    return sorted(p.stem for p in directory.glob("*.yaml"))

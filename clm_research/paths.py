@@ -1,0 +1,87 @@
+"""Every path the project uses, anchored at the project root (never ``../data`` in a notebook).
+
+The root is ``$CLM_PROJECT_ROOT`` when set, otherwise the nearest folder above the current
+directory (or above this package) that holds ``pyproject.toml`` and ``params/``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = [
+    "project_root",
+    "params_dir",
+    "framework_path",
+    "countries_dir",
+    "data_dir",
+    "raw_dir",
+    "processed_dir",
+    "quarantine_dir",
+    "reports_dir",
+    "country_report_dir",
+]
+
+
+def _looks_like_root(p: Path) -> bool:
+    return (p / "pyproject.toml").is_file() and (p / "params").is_dir()
+
+
+def project_root() -> Path:
+    """Return the project root folder."""
+    env = os.environ.get("CLM_PROJECT_ROOT")
+    if env:
+        return Path(env).resolve()
+    for start in (Path.cwd(), Path(__file__).resolve().parent):
+        for p in (start, *start.parents):
+            if _looks_like_root(p):
+                return p
+    return Path.cwd().resolve()
+
+
+def params_dir() -> Path:
+    """``params/``: the framework, the countries and the mappings (all YAML)."""
+    return project_root() / "params"
+
+
+def framework_path() -> Path:
+    """``params/framework.yaml``: the default measurement framework."""
+    return params_dir() / "framework.yaml"
+
+
+def countries_dir() -> Path:
+    """``params/countries/``: one ``<code>.yaml`` per country, the list of countries."""
+    return params_dir() / "countries"
+
+
+def data_dir() -> Path:
+    """``data/`` (``$CLM_DATA_DIR`` when set)."""
+    env = os.environ.get("CLM_DATA_DIR")
+    return Path(env).resolve() if env else project_root() / "data"
+
+
+def raw_dir(country: str) -> Path:
+    """``data/raw/<country>/``: exports as received; never modified."""
+    return data_dir() / "raw" / country
+
+
+def processed_dir(country: str) -> Path:
+    """``data/processed/<country>/``: canonical Parquet tables written by ingestion."""
+    return data_dir() / "processed" / country
+
+
+def quarantine_dir(country: str) -> Path:
+    """``data/quarantine/<country>/``: rows the gate refused, with the failed rules."""
+    return data_dir() / "quarantine" / country
+
+
+def reports_dir() -> Path:
+    """``reports/`` (``$CLM_REPORTS_DIR`` when set): everything a run produces."""
+    env = os.environ.get("CLM_REPORTS_DIR")
+    return Path(env).resolve() if env else project_root() / "reports"
+
+
+def country_report_dir(country: str, period: str | None = None) -> Path:
+    """``reports/<country>/[<period>/]``: one country's report folder."""
+    base = reports_dir() / country
+    return base / period if period else base
