@@ -152,44 +152,94 @@ def rag_status(estimate: pd.Series, ind: Indicator) -> pd.Series:
     return pd.Series(out, index=estimate.index, dtype="string").mask(np.isnan(e))
 
 
-def _design_effect(
-    y_c: pd.Series, m_c: pd.Series, keys: list[str], p: pd.Series
-) -> tuple[pd.Series, pd.Series]:
-    """Per-group design effect of a ratio estimate p = Σy/Σm from cluster totals.
+class _Groups:
+    """Integer group codes of a frame for a list of key columns, computed once.
 
-    ``y_c``/``m_c`` are indexed by ``keys`` + facility; ``p`` by ``keys``. Returns (DE, k).
+    ``codes[i]`` is the group of row ``i``; ``index`` lists the groups in sorted key order.
+    Sums per group are ``np.bincount`` calls, far cheaper than a pandas groupby per sum.
+    """
+
+    def __init__(self, frame: pd.DataFrame, keys: list[str]) -> None:
+        import numpy as np
+        import pandas as pd
+
+        self.keys = keys
+        n = len(frame)
+        if not keys:
+            self.codes = np.zeros(n, dtype=np.intp)
+            self.index = pd.Index([0], name="_all")
+            self.n = 1
+            return
+        combined = np.zeros(n, dtype=np.int64)
+        uniques = []
+        for k in keys:
+            codes, uniq = pd.factorize(frame[k], sort=True, use_na_sentinel=False)
+            combined = combined * (len(uniq) + 1) + codes
+            uniques.append((codes, uniq))
+        group_values, self.codes = np.unique(combined, return_inverse=True)
+        self.codes = self.codes.astype(np.intp).ravel()
+        self.n = len(group_values)
+        first = np.zeros(self.n, dtype=np.intp)
+        first[self.codes[::-1]] = np.arange(n - 1, -1, -1)  # first row of each group
+        arrays = [np.asarray(uniq)[codes[first]] for codes, uniq in uniques]
+        self.index = (
+            pd.MultiIndex.from_arrays(arrays, names=keys)
+            if len(keys) > 1
+            else pd.Index(arrays[0], name=keys[0])
+        )
+
+    def sum(self, values: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        return np.bincount(self.codes, weights=values, minlength=self.n)
+
+    def parent_of(self, child: _Groups) -> np.ndarray:
+        """For each group of ``child`` (a finer grouping), the group here that contains it."""
+        import numpy as np
+
+        parent = np.zeros(child.n, dtype=np.intp)
+        parent[child.codes] = self.codes
+        return parent
+
+
+def _design_effect(
+    y_c: np.ndarray, m_c: np.ndarray, parent: np.ndarray, p: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Design effect of ratio estimates p = Σy/Σm per group from cluster totals.
+
+    ``y_c``, ``m_c`` are cluster totals, ``parent[c]`` the group of cluster ``c`` and ``p`` the
+    estimate per group. The cluster-robust (linearisation) variance
+    ``k/(k-1) · Σ_c (y_c − p·m_c)² / (Σ_c m_c)²`` is divided by the simple random sampling
+    variance ``p(1−p)/Σ m_c``. Returns (DE, number of clusters); DE = 1 where undefined.
     """
     import numpy as np
 
-    frame = y_c.rename("y").to_frame().join(m_c.rename("m"))
-    if keys:
-        frame = frame.join(p.rename("p"), on=keys)
-    else:
-        frame["p"] = float(p.iloc[0])
-    frame["r2"] = (frame["y"] - frame["p"] * frame["m"]) ** 2
-    grouped = frame.groupby(level=keys, sort=False) if keys else frame.groupby(lambda _: 0)
-    agg = grouped.agg(k=("m", "size"), r2=("r2", "sum"), msum=("m", "sum"), p=("p", "first"))
-    k = agg["k"].astype(float)
+    n = len(p)
+    keep = m_c > 0
+    y_c, m_c, parent = y_c[keep], m_c[keep], parent[keep]
+    r2 = (y_c - p[parent] * m_c) ** 2
+    k = np.bincount(parent, minlength=n).astype(float)
+    big_r = np.bincount(parent, weights=r2, minlength=n)
+    big_m = np.bincount(parent, weights=m_c, minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):
-        var_cluster = k / (k - 1) * agg["r2"] / agg["msum"] ** 2
-        var_srs = agg["p"] * (1 - agg["p"]) / agg["msum"]
+        var_cluster = k / (k - 1) * big_r / big_m**2
+        var_srs = p * (1 - p) / big_m
         de = var_cluster / var_srs
-    de = de.where((k >= 2) & (var_srs > 0), 1.0)
-    if not keys:
-        de.index = p.index
-        k.index = p.index
-    return de, k
+    return np.where((k >= 2) & (var_srs > 0), de, 1.0), k
 
 
 class _Context:
-    """Enriched datasets, built once per call."""
+    """Enriched datasets and their groupings, built once per call."""
 
-    def __init__(self, tables: Mapping[str, pd.DataFrame]) -> None:
+    def __init__(self, tables: Mapping[str, pd.DataFrame], by: Sequence[str]) -> None:
         self.tables = tables
-        self._cache: dict[str, pd.DataFrame] = {}
+        self.by = list(by)
+        self._frames: dict[str, pd.DataFrame] = {}
+        self._groups: dict[tuple[str, tuple[str, ...]], _Groups] = {}
+        self._masks: dict[tuple[str, str | None], np.ndarray] = {}
 
     def frame(self, name: str) -> pd.DataFrame:
-        if name not in self._cache:
+        if name not in self._frames:
             if name not in self.tables:
                 from clm_research.errors import DataQualityError
 
@@ -197,67 +247,83 @@ class _Context:
                     f"table {name!r} is needed by the framework but was not given; "
                     f"tables given: {', '.join(self.tables)}"
                 )
-            self._cache[name] = enrich(name, self.tables[name], self.tables.get("facilities"))
-        return self._cache[name]
+            self._frames[name] = enrich(name, self.tables[name], self.tables.get("facilities"))
+        return self._frames[name]
+
+    def keys(self, name: str) -> list[str]:
+        frame = self.frame(name)
+        return [c for c in self.by if c in frame.columns]
+
+    def groups(self, name: str, keys: Sequence[str]) -> _Groups:
+        key = (name, tuple(keys))
+        if key not in self._groups:
+            self._groups[key] = _Groups(self.frame(name), list(keys))
+        return self._groups[key]
+
+    def mask(self, name: str, text: str | None) -> np.ndarray:
+        """Rows where the filter holds (all rows when there is none), cached."""
+        import numpy as np
+
+        key = (name, text)
+        if key not in self._masks:
+            frame = self.frame(name)
+            if text is None:
+                self._masks[key] = np.ones(len(frame), dtype=bool)
+            else:
+                self._masks[key] = evaluate(parse(text), frame).to_numpy(dtype=bool)
+        return self._masks[key]
+
+    def column(self, name: str, column: str) -> np.ndarray:
+        """A numeric column as float64 with NaN for missing values."""
+        return self.frame(name)[column].to_numpy(dtype="float64", na_value=float("nan"))
 
 
-def _group_keys(frame: pd.DataFrame, by: Sequence[str]) -> list[str]:
-    return [c for c in by if c in frame.columns]
+def _weights(ctx: _Context, name: str, mask: np.ndarray, column: str | None) -> np.ndarray:
+    """Per-row contribution: 1 per selected row, or the column's value on selected rows."""
+    import numpy as np
 
-
-def _mask(frame: pd.DataFrame, text: str | None) -> pd.Series:
-    import pandas as pd
-
-    if text is None:
-        return pd.Series(True, index=frame.index)
-    return evaluate(parse(text), frame)
-
-
-def _sum_or_count(frame: pd.DataFrame, mask: pd.Series, column: str | None) -> pd.Series:
     if column is None:
         return mask.astype("float64")
-    return frame[column].astype("float64").where(mask, 0.0).fillna(0.0)
-
-
-def _grouped_sum(values: pd.Series, frame: pd.DataFrame, keys: list[str]) -> pd.Series:
-    import pandas as pd
-
-    if not keys:
-        return pd.Series([values.sum()], index=pd.Index([0], name="_all"))
-    return values.groupby([frame[k] for k in keys], sort=True, dropna=False).sum()
+    values = ctx.column(name, column)
+    return np.where(mask & ~np.isnan(values), values, 0.0)
 
 
 def _proportion_like(
-    ind: Indicator, ctx: _Context, keys_by: Sequence[str], ci: CIMethod, confidence: float
+    ind: Indicator, ctx: _Context, ci: CIMethod, confidence: float
 ) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
-    frame = ctx.frame(ind.dataset)
-    keys = _group_keys(frame, keys_by)
-    pop = _mask(frame, ind.denominator if not ind.denominator_dataset else None)
-    num_mask = pop & _mask(frame, ind.numerator) if ind.numerator else pop
-    num_rows = _sum_or_count(frame, num_mask, ind.numerator_sum)
+    name = ind.dataset
+    frame = ctx.frame(name)
+    keys = ctx.keys(name)
+    if ind.denominator_dataset:
+        keys = [k for k in keys if k in ctx.keys(ind.denominator_dataset)]
+    groups = ctx.groups(name, keys)
+    pop = ctx.mask(name, None if ind.denominator_dataset else ind.denominator)
+    num_mask = pop & ctx.mask(name, ind.numerator) if ind.numerator else pop
+    num_w = _weights(ctx, name, num_mask, ind.numerator_sum)
+    num = pd.Series(groups.sum(num_w), index=groups.index)
     if ind.type == "count":
-        num = _grouped_sum(num_rows, frame, keys)
         out = pd.DataFrame({"numerator": num, "denominator": np.nan, "n": num})
         out["estimate"] = out["numerator"]
         out["ci_low"], out["ci_high"] = poisson_interval(out["numerator"], confidence)
         return out
     if ind.denominator_dataset:
-        dframe = ctx.frame(ind.denominator_dataset)
-        dkeys = _group_keys(dframe, keys)
-        keys = [k for k in keys if k in dkeys]
-        dpop = _mask(dframe, ind.denominator)
-        den = _grouped_sum(_sum_or_count(dframe, dpop, ind.denominator_sum), dframe, keys)
-        num = _grouped_sum(num_rows, frame, keys).reindex(den.index, fill_value=0.0)
-        n_rows = den
+        dname = ind.denominator_dataset
+        dgroups = ctx.groups(dname, keys)
+        dmask = ctx.mask(dname, ind.denominator)
+        den = pd.Series(
+            dgroups.sum(_weights(ctx, dname, dmask, ind.denominator_sum)), index=dgroups.index
+        )
+        num = num.reindex(den.index, fill_value=0.0)
+        out = pd.DataFrame({"numerator": num, "denominator": den})
     else:
-        den_rows = _sum_or_count(frame, pop, ind.denominator_sum)
-        num = _grouped_sum(num_rows, frame, keys)
-        den = _grouped_sum(den_rows, frame, keys)
-        n_rows = _grouped_sum(pop.astype("float64"), frame, keys)
-    out = pd.DataFrame({"numerator": num, "denominator": den})
+        den_w = _weights(ctx, name, pop, ind.denominator_sum)
+        rows = groups.sum(pop.astype("float64"))
+        out = pd.DataFrame(
+            {"numerator": num, "denominator": groups.sum(den_w), "_rows": rows}, index=groups.index
+        )
     with np.errstate(invalid="ignore", divide="ignore"):
         out["estimate"] = out["numerator"] / out["denominator"]
     if ind.type == "rate":
@@ -266,127 +332,146 @@ def _proportion_like(
         with np.errstate(invalid="ignore", divide="ignore"):
             out["ci_low"], out["ci_high"] = lo / out["denominator"], hi / out["denominator"]
         return out
-    out["n"] = out["denominator"] if (ind.numerator_sum or ind.denominator_sum) else n_rows
-    n_eff = out["denominator"]
-    if ci == "cluster" and "facility_id" in frame.columns and "facility_id" not in keys:
-        ckeys = [*keys, "facility_id"]
-        y_c = _grouped_sum(num_rows, frame, ckeys)
-        m_c = _grouped_sum(_sum_or_count(frame, pop, ind.denominator_sum), frame, ckeys)
-        de, k = _design_effect(y_c, m_c, keys, out["estimate"])
-        out["design_effect"] = de
-        out["n_clusters"] = k
-        n_eff = out["denominator"] / np.maximum(de, 1.0)
-    elif "facility_id" in frame.columns:
-        facs = frame.loc[pop, list(dict.fromkeys([*keys, "facility_id"]))].drop_duplicates()
-        out["n_clusters"] = _grouped_sum(pd.Series(1.0, index=facs.index), facs, keys).reindex(
-            out.index
-        )
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out["ci_low"], out["ci_high"] = wilson_interval(out["estimate"] * n_eff, n_eff, confidence)
-    return out
+    summed = bool(ind.numerator_sum or ind.denominator_sum)
+    out["n"] = out["denominator"] if summed else out["_rows"]
+    n_eff = out["denominator"].to_numpy()
+    if "facility_id" in frame.columns and "facility_id" not in keys:
+        clusters = ctx.groups(name, [*keys, "facility_id"])
+        parent = groups.parent_of(clusters)
+        m_c = clusters.sum(den_w)
+        out["n_clusters"] = np.bincount(parent, weights=(m_c > 0), minlength=groups.n)
+        if ci == "cluster":
+            de, _ = _design_effect(clusters.sum(num_w), m_c, parent, out["estimate"].to_numpy())
+            out["design_effect"] = de
+            n_eff = n_eff / np.maximum(de, 1.0)
+    elif "facility_id" in keys:
+        out["n_clusters"] = (out["denominator"] > 0).astype(float)
+    out["ci_low"], out["ci_high"] = wilson_interval(
+        out["estimate"].to_numpy() * n_eff, n_eff, confidence
+    )
+    return out.drop(columns="_rows")
 
 
-def _values(
-    ind: Indicator, ctx: _Context, keys_by: Sequence[str]
-) -> tuple[pd.DataFrame, list[str]]:
-    frame = ctx.frame(ind.dataset)
-    keys = _group_keys(frame, keys_by)
-    pop = _mask(frame, ind.denominator) & frame[ind.value].notna()
-    cols = [*keys, ind.value] + (["facility_id"] if "facility_id" in frame.columns else [])
-    sub = frame.loc[pop, list(dict.fromkeys(cols))].copy()
-    sub["_v"] = sub[ind.value].astype("float64")
-    if not keys:
-        sub["_all"] = 0
-        keys = ["_all"]
-    return sub, keys
+def _values(ind: Indicator, ctx: _Context) -> tuple[_Groups, np.ndarray, np.ndarray]:
+    """Groups, value column and the rows in scope (denominator filter and value present)."""
+    import numpy as np
+
+    keys = ctx.keys(ind.dataset)
+    groups = ctx.groups(ind.dataset, keys)
+    values = ctx.column(ind.dataset, ind.value)  # type: ignore[arg-type]
+    scope = ctx.mask(ind.dataset, ind.denominator) & ~np.isnan(values)
+    return groups, values, scope
 
 
-def _mean(
-    ind: Indicator, ctx: _Context, keys_by: Sequence[str], ci: CIMethod, confidence: float
-) -> pd.DataFrame:
+def _cluster_parent(
+    ind: Indicator, ctx: _Context, groups: _Groups
+) -> tuple[_Groups, np.ndarray] | None:
+    keys = groups.keys
+    if "facility_id" not in ctx.frame(ind.dataset).columns or "facility_id" in keys:
+        return None
+    clusters = ctx.groups(ind.dataset, [*keys, "facility_id"])
+    return clusters, groups.parent_of(clusters)
+
+
+def _mean(ind: Indicator, ctx: _Context, ci: CIMethod, confidence: float) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
     from scipy.stats import t as student_t
 
-    sub, keys = _values(ind, ctx, keys_by)
-    g = sub.groupby(keys, sort=True, dropna=False)["_v"]
-    out = pd.DataFrame({"numerator": g.sum(), "n": g.count(), "sd": g.std(ddof=1)})
-    out["denominator"] = out["n"]
-    out["estimate"] = out["numerator"] / out["n"]
-    se = out["sd"] / np.sqrt(out["n"])
-    df = out["n"] - 1
-    if "facility_id" in sub.columns and "facility_id" not in keys:
-        c = sub.groupby([*keys, "facility_id"], sort=True, dropna=False)["_v"].agg(["sum", "count"])
-        c = c.join(out["estimate"].rename("mean"), on=keys)
-        c["r2"] = (c["sum"] - c["mean"] * c["count"]) ** 2
-        agg = c.groupby(level=keys, sort=True, dropna=False).agg(
-            k=("count", "size"), r2=("r2", "sum")
-        )
-        out["n_clusters"] = agg["k"].astype(float)
+    groups, values, scope = _values(ind, ctx)
+    w = scope.astype("float64")
+    x = np.where(scope, values, 0.0)
+    n = groups.sum(w)
+    total = groups.sum(x)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / n
+        dev = np.where(scope, values - mean[groups.codes], 0.0)
+        sd = np.sqrt(groups.sum(dev**2) / (n - 1))
+        se = sd / np.sqrt(n)
+    df = n - 1
+    out = pd.DataFrame(
+        {"numerator": total, "denominator": n, "n": n, "estimate": mean}, index=groups.index
+    )
+    cl = _cluster_parent(ind, ctx, groups)
+    if cl is not None:
+        clusters, parent = cl
+        m_c = clusters.sum(w)
+        out["n_clusters"] = np.bincount(parent, weights=(m_c > 0), minlength=groups.n)
         if ci == "cluster":
-            k = agg["k"].astype(float)
-            se_c = np.sqrt(k / (k - 1) * agg["r2"]) / out["n"]
-            out["design_effect"] = (se_c / se) ** 2
-            se, df = se_c.where(k >= 2, np.nan), k - 1
-    tq = student_t.ppf(0.5 + confidence / 2, df.where(df >= 1, np.nan))
-    out["ci_low"], out["ci_high"] = out["estimate"] - tq * se, out["estimate"] + tq * se
-    return out.drop(columns=["sd"])
+            r2 = clusters.sum(dev) ** 2  # Σ_c (s_c − mean·m_c)² = Σ_c (Σ_i∈c dev_i)²
+            k = np.bincount(parent, weights=(m_c > 0), minlength=groups.n)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                se_c = (
+                    np.sqrt(k / (k - 1) * np.bincount(parent, weights=r2, minlength=groups.n)) / n
+                )
+                out["design_effect"] = (se_c / se) ** 2
+            se, df = np.where(k >= 2, se_c, np.nan), k - 1
+    with np.errstate(invalid="ignore"):
+        tq = student_t.ppf(0.5 + confidence / 2, np.where(df >= 1, df, np.nan))
+    out["ci_low"], out["ci_high"] = mean - tq * se, mean + tq * se
+    return out
 
 
-def _median(
-    ind: Indicator, ctx: _Context, keys_by: Sequence[str], ci: CIMethod, confidence: float
-) -> pd.DataFrame:
+def _median(ind: Indicator, ctx: _Context, ci: CIMethod, confidence: float) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
-    sub, keys = _values(ind, ctx, keys_by)
-    sub = sub.sort_values([*keys, "_v"], kind="stable")
-    g = sub.groupby(keys, sort=True, dropna=False)["_v"]
-    out = pd.DataFrame({"estimate": g.median(), "n": g.count()})
-    out["numerator"] = np.nan
-    out["denominator"] = out["n"]
-    de = pd.Series(1.0, index=out.index)
-    has_fac = "facility_id" in sub.columns and "facility_id" not in keys
-    if has_fac:
-        out["n_clusters"] = (
-            sub.groupby(keys, sort=True, dropna=False)["facility_id"].nunique().astype(float)
-        )
-    if ci == "cluster" and has_fac:
-        below = (sub["_v"] <= sub.join(out["estimate"].rename("_m"), on=keys)["_m"]).astype(float)
-        ckeys = [*keys, "facility_id"]
-        y_c = below.groupby([sub[k] for k in ckeys], sort=True, dropna=False).sum()
-        m_c = below.groupby([sub[k] for k in ckeys], sort=True, dropna=False).size().astype(float)
-        p = y_c.groupby(level=keys, sort=True).sum() / m_c.groupby(level=keys, sort=True).sum()
-        de, _ = _design_effect(y_c, m_c, keys, p)
-        de = np.maximum(de.reindex(out.index).fillna(1.0), 1.0)
-        out["design_effect"] = de
-    # Woodruff: interval for the 50% point, mapped back through order statistics
-    z = _z(confidence)
-    n = out["n"].astype(float)
-    se_p = np.sqrt(de * 0.25 / n)
-    lo_rank = np.floor((0.5 - z * se_p) * n).clip(lower=0)
-    hi_rank = (np.ceil((0.5 + z * se_p) * n) - 1).clip(upper=n - 1)
-    sub["_pos"] = sub.groupby(keys, sort=False, dropna=False).cumcount()
-    ranked = sub.set_index([*keys, "_pos"])["_v"]
-    for name, rank in (("ci_low", lo_rank), ("ci_high", hi_rank)):
-        idx = (
-            pd.MultiIndex.from_arrays(
-                [
-                    *(out.index.get_level_values(i) for i in range(out.index.nlevels)),
-                    rank.astype(int),
-                ]
+    groups, values, scope = _values(ind, ctx)
+    rows = np.flatnonzero(scope)
+    codes, v = groups.codes[rows], values[rows]
+    order = np.lexsort((v, codes))
+    v_sorted = v[order]
+    n = np.bincount(codes, minlength=groups.n)
+    start = np.concatenate([[0], np.cumsum(n)[:-1]])
+    has = n > 0
+    lo_mid = start + np.maximum(n - 1, 0) // 2
+    hi_mid = start + n // 2
+    median = (
+        np.where(
+            has,
+            (
+                v_sorted[np.minimum(lo_mid, len(v_sorted) - 1)]
+                + v_sorted[np.minimum(hi_mid, len(v_sorted) - 1)]
             )
-            if len(out)
-            else None
+            / 2,
+            np.nan,
         )
-        out[name] = ranked.reindex(idx).to_numpy() if idx is not None else np.nan
+        if len(v_sorted)
+        else np.full(groups.n, np.nan)
+    )
+    out = pd.DataFrame(
+        {"estimate": median, "n": n.astype(float), "numerator": np.nan}, index=groups.index
+    )
+    out["denominator"] = out["n"]
+    de = np.ones(groups.n)
+    cl = _cluster_parent(ind, ctx, groups)
+    if cl is not None:
+        clusters, parent = cl
+        in_scope = scope.astype("float64")
+        m_c = clusters.sum(in_scope)
+        out["n_clusters"] = np.bincount(parent, weights=(m_c > 0), minlength=groups.n)
+        if ci == "cluster":
+            below = (scope & (values <= median[groups.codes])).astype("float64")
+            p = groups.sum(below) / np.maximum(n, 1)
+            de, _ = _design_effect(clusters.sum(below), m_c, parent, p)
+            de = np.maximum(np.nan_to_num(de, nan=1.0), 1.0)
+            out["design_effect"] = de
+    # Woodruff: the interval for the 50% point, mapped back through the order statistics
+    z = _z(confidence)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        se_p = np.sqrt(de * 0.25 / n)
+        lo_rank = np.clip(np.floor((0.5 - z * se_p) * n), 0, None)
+        hi_rank = np.minimum(np.ceil((0.5 + z * se_p) * n) - 1, n - 1)
+    for col, rank in (("ci_low", lo_rank), ("ci_high", hi_rank)):
+        pos = start + np.nan_to_num(rank, nan=0).astype(np.int64)
+        ok = has & (pos < len(v_sorted))
+        out[col] = np.where(ok, v_sorted[np.where(ok, pos, 0)] if len(v_sorted) else np.nan, np.nan)
     return out
 
 
 def _duration(
     ind: Indicator,
     ctx: _Context,
-    keys_by: Sequence[str],
     confidence: float,
     as_of: pd.Timestamp | None,
 ) -> pd.DataFrame:
@@ -394,8 +479,8 @@ def _duration(
     import pandas as pd
 
     frame = ctx.frame(ind.dataset)
-    keys = _group_keys(frame, keys_by)
-    pop = _mask(frame, ind.denominator) & frame[ind.start].notna()
+    keys = ctx.keys(ind.dataset)
+    pop = ctx.mask(ind.dataset, ind.denominator) & frame[ind.start].notna().to_numpy()
     sub = frame.loc[pop, [*keys, ind.start, ind.end]].copy()
     if as_of is None:
         as_of = max(sub[ind.start].max(), sub[ind.end].max()) if len(sub) else pd.Timestamp.now()
@@ -444,43 +529,41 @@ def _duration(
     return out
 
 
-def _suppress(res: pd.DataFrame, keys: list[str], min_size: int) -> pd.DataFrame:
+def _suppress(res: pd.DataFrame, keys: list[str], min_size: int) -> np.ndarray:
+    """Suppression labels: "primary", "secondary" or "" for each row of ``res``."""
     import numpy as np
+    import pandas as pd
 
-    res["suppression"] = np.where(res["n"].fillna(0) < min_size, "primary", "")
+    n = res["n"].fillna(0).to_numpy(dtype=float)
+    label = np.where(n < min_size, "primary", "").astype(object)
     if min_size <= 0 or not len(res):
-        return res
-    split = [k for k in keys if res[k].nunique(dropna=False) > 1]
-    for _ in range(20):
+        return label
+    codes = {k: pd.factorize(res[k], use_na_sentinel=False)[0] for k in keys}
+    split = [k for k in keys if codes[k].max(initial=0) > 0]
+    for _ in range(50):
         changed = False
         for dim in split:
             others = [k for k in split if k != dim]
-            sup = res["suppression"] != ""
-            grp = (
-                res.groupby(others, sort=False, dropna=False)
-                if others
-                else res.groupby(lambda _: 0)
-            )
-            n_sup = sup.groupby(
-                [res[k] for k in others] if others else np.zeros(len(res)), dropna=False
-            ).transform("sum")
-            size = grp["n"].transform("size")
+            if others:
+                stacked = np.stack([codes[k] for k in others], axis=1)
+                margin = np.unique(stacked, axis=0, return_inverse=True)[1].ravel()
+            else:
+                margin = np.zeros(len(res), dtype=np.intp)
+            sup = label != ""
+            n_sup = np.bincount(margin, weights=sup)[margin]
+            size = np.bincount(margin)[margin]
             need = (n_sup == 1) & (size > 1) & ~sup
             if not need.any():
                 continue
-            # in each margin that needs it, the unsuppressed cell with the smallest n
-            cand = res.loc[need, [*others, "n"]].copy()
-            cand["_rank"] = (
-                cand.groupby(others, sort=False, dropna=False)["n"].rank(method="first")
-                if others
-                else cand["n"].rank(method="first")
-            )
-            pick = cand.index[cand["_rank"] == 1]
-            res.loc[pick, "suppression"] = "secondary"
+            # the smallest unsuppressed cell of each margin that needs a second suppression
+            rows = np.flatnonzero(need)
+            order = rows[np.lexsort((n[rows], margin[rows]))]
+            first = np.r_[True, margin[order][1:] != margin[order][:-1]]
+            label[order[first]] = "secondary"
             changed = True
         if not changed:
             break
-    return res
+    return label
 
 
 def compute_indicators(
@@ -525,8 +608,8 @@ def compute_indicators(
     import pandas as pd
 
     confidence = confidence or framework.confidence
-    ctx = _Context(tables)
     by = list(by)
+    ctx = _Context(tables, by)
     as_of_ts = pd.Timestamp(as_of) if as_of is not None else None
     chosen = (
         framework.indicators
@@ -536,20 +619,20 @@ def compute_indicators(
     parts: list[pd.DataFrame] = []
     for order, ind in enumerate(chosen):
         if ind.type in ("proportion", "rate", "count"):
-            res = _proportion_like(ind, ctx, by, ci, confidence)
+            res = _proportion_like(ind, ctx, ci, confidence)
         elif ind.type == "mean":
-            res = _mean(ind, ctx, by, ci, confidence)
+            res = _mean(ind, ctx, ci, confidence)
         elif ind.type == "median":
-            res = _median(ind, ctx, by, ci, confidence)
+            res = _median(ind, ctx, ci, confidence)
         else:
-            res = _duration(ind, ctx, by, confidence, as_of_ts)
+            res = _duration(ind, ctx, confidence, as_of_ts)
         res = res.reset_index()
         res = res.drop(columns=[c for c in ("_all",) if c in res.columns])
         keys = [k for k in by if k in res.columns]
         for k in by:
             if k not in res.columns:
                 res[k] = ALL
-        res = _suppress(res, keys, framework.cell_size(ind))
+        res["suppression"] = _suppress(res, keys, framework.cell_size(ind))
         res["suppressed"] = res["suppression"] != ""
         blank = ["estimate", "ci_low", "ci_high", "numerator", "denominator"]
         res.loc[res["suppressed"], blank] = np.nan
