@@ -935,8 +935,8 @@ def _raw_exports(
     for pos, rid in enumerate(allrows["interview_id"]):
         row_of.setdefault((rid, "dup" if rid in seen else "first"), pos + 1)
         seen.add(rid)
-    for f in faults:
-        f["row"] = row_of[(f["id"], "dup" if f["rule"] == "duplicate_key" else "first")]
+    for f in faults:  # the line of the CSV file, as a spreadsheet numbers it (header = 1)
+        f["row"] = row_of[(f["id"], "dup" if f["rule"] == "duplicate_key" else "first")] + 1
     raw["interviews"] = allrows
 
     rt = raw["routine"]
@@ -956,7 +956,7 @@ def _raw_exports(
                 "id": f"{row['facility_id']}|{row['period']}",
                 "column": "vl_suppressed",
                 "rule": "inconsistent",
-                "row": len(rt) + pos + 1,
+                "row": len(rt) + pos + 2,
             }
         )
     return raw, faults
@@ -1041,4 +1041,4 @@ def write_demo(
 
 
 #: Bump when the generator's output changes, so `write_demo` regenerates stale folders.
-_GENERATOR_VERSION = 1
+_GENERATOR_VERSION = 2

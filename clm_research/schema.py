@@ -43,6 +43,7 @@ __all__ = [
     "ESCALATION_LEVELS",
     "ISSUE_STATUSES",
     "RULES",
+    "FILE_RULES",
 ]
 
 DType = Literal["string", "integer", "float", "boolean", "date", "category"]
@@ -75,6 +76,18 @@ RULES: dict[str, str] = {
     "unknown_reference": "refers to an id missing from the referenced table (e.g. unknown facility_id)",
     "future_date": "date after the data extraction date",
     "inconsistent": "related numbers disagree (e.g. vl_suppressed > vl_tested)",
+}
+
+#: Names of table-level failures: the whole file is refused with a DataQualityError.
+FILE_RULES: dict[str, str] = {
+    "missing_file": "an expected export is not in the raw folder",
+    "empty_file": "the file has no bytes",
+    "header_only": "the file has a header but no rows",
+    "encoding": "the text is neither UTF-8 nor a declared encoding",
+    "wrong_delimiter": "the file is not separated by , ; or tab as the mapping says",
+    "truncated_file": "the last row is cut short",
+    "missing_column": "a required column is absent",
+    "wrong_file": "the columns belong to another table",
 }
 
 KEY_POPULATIONS: tuple[str, ...] = (

@@ -126,17 +126,17 @@ def test_planted_faults_are_documented_and_extra(demo_xa) -> None:
         "inconsistent",
     }
     for f in iv_faults:
-        row = raw.iloc[f["row"] - 1]  # rows are 1-based data rows of the CSV
+        row = raw.iloc[f["row"] - 2]  # "row" is the CSV line, header = line 1
         assert row["interview_id"] == f["id"]
     # a duplicate comes after its original
     for f in iv_faults:
         if f["rule"] == "duplicate_key":
-            first = raw.index[raw["interview_id"] == f["id"]][0] + 1
+            first = raw.index[raw["interview_id"] == f["id"]][0] + 2
             assert first < f["row"]
     rt = [f for f in faults if f["table"] == "routine"]
     assert rt and all(
-        demo_xa.raw["routine"].iloc[f["row"] - 1]["vl_suppressed"]
-        > demo_xa.raw["routine"].iloc[f["row"] - 1]["vl_tested"]
+        demo_xa.raw["routine"].iloc[f["row"] - 2]["vl_suppressed"]
+        > demo_xa.raw["routine"].iloc[f["row"] - 2]["vl_tested"]
         for f in rt
     )
 

@@ -1,0 +1,412 @@
+"""The data-quality gate: every row is accepted or quarantined with its failed rules; none is lost.
+
+Row-level verdicts come from vectorised pandas masks (:mod:`clm_research.quality.rules`) plus
+what ingestion found while reading (unreadable cells, duplicate submissions, truncated rows).
+The same rules, as Great Expectations 1.x suites generated from the schema
+(:mod:`clm_research.quality.suites`), are run on the same rows in an ephemeral GX context to give
+the table verdicts and the Data Docs (HTML) in ``reports/<country>/data_docs/``; a test checks
+that GX's unexpected counts and the quarantine agree. Per-row failures go to
+``data/quarantine/<country>/<table>.parquet`` with ``failed_rules`` (``"range:wait_minutes;
+not_null:sex"``), ``source_file`` and ``source_row``. ``accepted + quarantined == input`` is
+checked on every run. GX is imported only when it is used (``GX_ANALYTICS_ENABLED=false`` first).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from clm_research.errors import CLMError, ParamsError
+from clm_research.paths import country_report_dir, processed_dir, quarantine_dir
+from clm_research.quality.rules import failed_rules_column, row_masks
+from clm_research.quality.suites import build_suite, expectation_specs, framework_columns, import_gx
+from clm_research.schema import TABLES
+from clm_research.tables import empty_table
+
+if TYPE_CHECKING:
+    from clm_research.ingest.pipeline import StagedTable
+
+__all__ = [
+    "TableGate",
+    "GateReport",
+    "run_gate",
+    "run_gx",
+    "write_outputs",
+    "validate_country",
+    "cli_validate",
+    "QUARANTINE_COLUMNS",
+]
+
+#: Columns the quarantine adds in front of the canonical columns.
+QUARANTINE_COLUMNS: tuple[str, ...] = ("source_file", "source_row", "failed_rules", "raw_values")
+
+
+@dataclass
+class TableGate:
+    """The gate's verdict on one table."""
+
+    table: str
+    input_rows: int
+    accepted: int
+    quarantined: int
+    by_rule: dict[str, int] = field(default_factory=dict)
+    gx_success: bool | None = None
+    gx_failed: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def share(self) -> float:
+        return self.quarantined / self.input_rows if self.input_rows else 0.0
+
+
+@dataclass
+class GateReport:
+    """The gate's verdict on a country."""
+
+    country: str
+    max_share: float
+    tables: dict[str, TableGate] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    accepted: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+    quarantine: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+    data_docs: Path | None = None
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        """No table-level error and every table's quarantined share at most ``max_share``."""
+        return not self.errors and all(t.share <= self.max_share for t in self.tables.values())
+
+    def by_rule(self) -> pd.DataFrame:
+        """Long table: table, rule label, rows failing it."""
+        rows = [(t.table, k, v) for t in self.tables.values() for k, v in t.by_rule.items()]
+        return pd.DataFrame(rows, columns=["table", "rule", "rows"])
+
+    def summary(self) -> str:
+        """A short human summary, one line per table."""
+        lines = [
+            f"{self.country}: gate {'PASSED' if self.passed else 'FAILED'} "
+            f"(max quarantined share {self.max_share:.0%})"
+        ]
+        for e in self.errors:
+            lines.append(f"  ERROR {e}")
+        for t in self.tables.values():
+            flag = " > max" if t.share > self.max_share else ""
+            rules = ", ".join(
+                f"{k} {v}" for k, v in sorted(t.by_rule.items(), key=lambda kv: -kv[1])[:5]
+            )
+            lines.append(
+                f"  {t.table:<13} {t.input_rows:>8} in {t.accepted:>8} accepted {t.quarantined:>6} "
+                f"quarantined ({t.share:.1%}{flag}){': ' + rules if rules else ''}"
+            )
+        if self.data_docs:
+            lines.append(f"  Data Docs: {self.data_docs}")
+        return "\n".join(lines)
+
+
+def _country_defaults(
+    country: str, as_of: Any, max_share: float | None
+) -> tuple[pd.Timestamp, float]:
+    params = None
+    try:
+        from clm_research.params import load_country
+
+        params = load_country(country)
+    except ParamsError:
+        params = None
+    if as_of is None:
+        as_of = (
+            params.as_of
+            if params is not None and params.as_of
+            else pd.Timestamp.today().normalize()
+        )
+    if max_share is None:
+        max_share = params.quarantine_max_share if params is not None else 0.05
+    return pd.Timestamp(as_of), float(max_share)
+
+
+def _references(staged: dict[str, StagedTable]) -> dict[str, pd.Series]:
+    refs: dict[str, pd.Series] = {}
+    for name, t in TABLES.items():
+        if name in staged:
+            for k in t.primary_key:
+                if len(t.primary_key) == 1:
+                    refs[f"{name}.{k}"] = staged[name].frame[k]
+    return refs
+
+
+def _canonical_frame(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """All canonical columns in schema order (absent optional columns added empty)."""
+    empty = empty_table(name)
+    out = pd.DataFrame(index=frame.index)
+    for c in empty.columns:
+        if c in frame.columns:
+            out[c] = frame[c]
+        else:
+            out[c] = pd.Series(
+                np.nan if empty[c].dtype == "float64" else None,
+                index=frame.index,
+                dtype=empty[c].dtype,
+            )
+    return out
+
+
+def run_gate(
+    country: str,
+    staged: dict[str, StagedTable],
+    *,
+    as_of: Any = None,
+    max_share: float | None = None,
+    use_gx: bool = True,
+    data_docs: bool = True,
+    errors: list[str] | None = None,
+) -> GateReport:
+    """Split every staged table into accepted and quarantined rows.
+
+    Parameters
+    ----------
+    country
+        Country code (for defaults and the Data Docs folder).
+    staged
+        Staged tables by name (:func:`clm_research.ingest.pipeline.stage_country`).
+    as_of, max_share
+        Extraction date and pass threshold; defaults from the country's parameters.
+    use_gx, data_docs
+        Run the Great Expectations suites / build Data Docs in ``reports/<country>/data_docs``.
+    errors
+        Table-level errors already found (they make the gate fail).
+
+    Returns
+    -------
+    GateReport
+        Verdicts, the accepted and the quarantine frames (not yet written).
+    """
+    t0 = time.perf_counter()
+    as_of_ts, share = _country_defaults(country, as_of, max_share)
+    report = GateReport(country=country, max_share=share, errors=list(errors or []))
+    refs = _references(staged)
+    for name, st in staged.items():
+        table = TABLES[name]
+        n = len(st.frame)
+        masks = dict(st.prefailed)
+        for label, m in row_masks(st.frame, table, refs, as_of_ts).items():
+            rule, col = label.split(":", 1)
+            if rule == "not_null" and f"type:{col}" in masks:
+                # an unreadable cell is reported once, as `type`, not again as missing
+                m = m & ~masks[f"type:{col}"]
+                if not m.any():
+                    continue
+            masks[label] = masks[label] | m if label in masks else m
+        failed = failed_rules_column(masks, n)
+        bad = (failed != "").to_numpy()
+        canon = _canonical_frame(st.frame, name)
+        accepted = canon[~bad].reset_index(drop=True)
+        q = canon[bad].reset_index(drop=True)
+        q.insert(
+            0,
+            "raw_values",
+            (st.raw_values if st.raw_values is not None else pd.Series([""] * n, dtype="string"))[
+                bad
+            ].reset_index(drop=True),
+        )
+        q.insert(0, "failed_rules", failed[bad].reset_index(drop=True))
+        q.insert(0, "source_row", pd.Series(st.source_row[bad], dtype="Int64"))
+        q.insert(
+            0,
+            "source_file",
+            pd.Series(st.source_file[bad], dtype="string")
+            .map(lambda p: Path(p).name if isinstance(p, str) else p)
+            .astype("string"),
+        )
+        if len(accepted) + len(q) != n:  # the promise of the gate: no row is lost
+            raise RuntimeError(f"gate lost rows in {name}: {n} in, {len(accepted)} + {len(q)} out")
+        tg = TableGate(
+            name,
+            n,
+            len(accepted),
+            len(q),
+            {k: int(np.sum(v)) for k, v in masks.items() if np.any(v)},
+        )
+        for fk in table.foreign_keys:
+            if f"{fk.ref_table}.{fk.ref_column}" not in refs:
+                tg.notes.append(
+                    f"{fk.column} not checked against {fk.ref_table}: no {fk.ref_table} table"
+                )
+        report.tables[name] = tg
+        report.accepted[name] = accepted
+        report.quarantine[name] = q
+    if use_gx and staged:
+        results, docs = run_gx(country, staged, refs, as_of_ts, data_docs=data_docs)
+        report.data_docs = docs
+        for name, (success, failed_counts) in results.items():
+            report.tables[name].gx_success = success
+            report.tables[name].gx_failed = failed_counts
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def run_gx(
+    country: str,
+    staged: dict[str, StagedTable],
+    refs: dict[str, pd.Series],
+    as_of: pd.Timestamp,
+    *,
+    data_docs: bool = True,
+) -> tuple[dict[str, tuple[bool, dict[str, int]]], Path | None]:
+    """Validate every staged table with its GX suite in an ephemeral context.
+
+    Returns
+    -------
+    results, docs
+        Per table: (success, rule label -> unexpected count of failed expectations; ``-1`` for
+        a failed table-level expectation such as a missing column); the Data Docs index.
+    """
+    gx = import_gx()
+    context = gx.get_context(mode="ephemeral")
+    try:
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    except Exception:  # pragma: no cover - older/newer GX without this knob
+        pass
+    docs_dir = country_report_dir(country) / "data_docs"
+    if data_docs:
+        docs_dir.mkdir(parents=True, exist_ok=True)
+        context.add_data_docs_site(
+            site_name="clm",
+            site_config={
+                "class_name": "SiteBuilder",
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(docs_dir),
+                },
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+    source = context.data_sources.add_pandas(f"clm_{country}")
+    ref_values = {k: v.dropna().astype(str).unique().tolist() for k, v in refs.items()}
+    results: dict[str, tuple[bool, dict[str, int]]] = {}
+    vds: list[Any] = []
+    frames: dict[str, tuple[str, pd.DataFrame]] = {}
+    for name, st in staged.items():
+        frame = st.frame
+        specs = expectation_specs(name, ref_values, as_of, framework_columns(name, None))
+        suite = context.suites.add(build_suite(f"{country}.{name}", specs))
+        asset = source.add_dataframe_asset(name)
+        batch = asset.add_batch_definition_whole_dataframe("all_rows")
+        vd = context.validation_definitions.add(
+            gx.ValidationDefinition(name=f"{country}.{name}", data=batch, suite=suite)
+        )
+        vds.append(vd)
+        frames[vd.name] = (name, frame)
+    # Data Docs are built once at the end: a per-checkpoint docs action rebuilds the site each time
+    for vd in vds:
+        name, frame = frames[vd.name]
+        gx_frame = frame.copy()
+        for c in gx_frame.columns:  # GX regex/set checks want plain object strings
+            if pd.api.types.is_string_dtype(gx_frame[c]) and not pd.api.types.is_object_dtype(
+                gx_frame[c]
+            ):
+                gx_frame[c] = gx_frame[c].astype(object).where(gx_frame[c].notna(), None)
+        run = vd.run(
+            batch_parameters={"dataframe": gx_frame}, result_format={"result_format": "SUMMARY"}
+        )
+        failed: dict[str, int] = {}
+        for er in run.results:
+            if er.success:
+                continue
+            label = (er.expectation_config.meta or {}).get("rule", er.expectation_config.type)
+            cnt = er.result.get("unexpected_count") if er.result else None
+            failed[label] = int(cnt) if cnt is not None else -1
+        results[name] = (bool(run.success), failed)
+    if data_docs:
+        context.build_data_docs(site_names=["clm"])
+    index = docs_dir / "index.html"
+    return results, (index if data_docs and index.is_file() else None)
+
+
+def write_outputs(
+    country: str, report: GateReport, manifest: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """Write accepted rows (processed), quarantined rows and the manifest; return the paths."""
+    from clm_research.ingest.pipeline import dump_json
+
+    pdir, qdir = processed_dir(country), quarantine_dir(country)
+    pdir.mkdir(parents=True, exist_ok=True)
+    qdir.mkdir(parents=True, exist_ok=True)
+    written: dict[str, str] = {}
+    for name, frame in report.accepted.items():
+        key = list(TABLES[name].primary_key)
+        out = frame.sort_values(key, kind="stable").reset_index(drop=True)
+        path = pdir / f"{name}.parquet"
+        out.to_parquet(path, index=False)
+        written[f"processed/{name}"] = str(path)
+        qpath = qdir / f"{name}.parquet"
+        report.quarantine[name].to_parquet(qpath, index=False)
+        written[f"quarantine/{name}"] = str(qpath)
+    if manifest is not None:
+        manifest = dict(manifest)
+        manifest["gate"] = {
+            "passed": report.passed,
+            "max_share": report.max_share,
+            "errors": report.errors,
+            "data_docs": str(report.data_docs) if report.data_docs else None,
+        }
+        dump_json(manifest, pdir / "manifest.json")
+        written["manifest"] = str(pdir / "manifest.json")
+    return written
+
+
+def validate_country(
+    country: str,
+    max_share: float | None = None,
+    *,
+    mapping: Any = None,
+    raw_folder: Path | None = None,
+    as_of: Any = None,
+    use_gx: bool = True,
+    data_docs: bool = True,
+    write: bool = True,
+) -> GateReport:
+    """``clm validate``: stage the raw exports, run the gate with GX and Data Docs, write outputs.
+
+    Table-level failures do not raise here: they are listed in ``GateReport.errors`` (and the
+    gate fails) so that the user sees every problem at once.
+    """
+    from clm_research.ingest.pipeline import IngestReport, _manifest, stage_country
+
+    staged, inputs, errors, mp = stage_country(country, mapping, raw_folder)
+    report = run_gate(
+        country,
+        staged,
+        as_of=as_of,
+        max_share=max_share,
+        use_gx=use_gx,
+        data_docs=data_docs,
+        errors=errors,
+    )
+    if write and not errors:
+        ing = IngestReport(country=country, mapping=mp.source, inputs=inputs, gate=report)
+        write_outputs(country, report, manifest=_manifest(ing, mp))
+    return report
+
+
+def cli_validate(countries: list[str], max_share: float | None = None) -> int:
+    """``clm validate COUNTRY…``: print a summary per country; 0 when all pass, 1 otherwise."""
+    code = 0
+    for country in countries:
+        try:
+            report = validate_country(country, max_share)
+        except CLMError as e:
+            print(f"clm validate {country}: FAILED\n{e}")
+            code = 1
+            continue
+        print(report.summary())
+        if not report.passed:
+            code = 1
+    return code

@@ -1,0 +1,110 @@
+"""One-off script that wrote this bad-input corpus (fake data only). Kept for the record.
+
+Run from this folder: ``python _make_corpus.py``. Every file is tiny and fictional (country XT).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+HERE = Path(__file__).parent
+H = ("interview_id,facility_id,date,round,sex,age,key_population,on_art,wait_minutes,got_all_medicines,"
+     "treated_with_respect,confidentiality_breach,vl_result_received,satisfaction,denied_service,refill_months")
+
+
+def row(i: int, fac: str = "XT-F001", date: str = "2024-03-05", rnd: str = "2024Q1", sex: str = "female",
+        age: str = "34", kp: str = "none", on_art: str = "true", wait: str = "25") -> str:
+    return f"XT-I{i:03d},{fac},{date},{rnd},{sex},{age},{kp},{on_art},{wait},true,5,false,true,4,false,3"
+
+
+def w(name: str, text: str, encoding: str = "utf-8") -> None:
+    (HERE / name).write_bytes(text.encode(encoding))
+
+
+def main() -> None:
+    w("facilities.csv", "facility_id,name,region,district,type,ownership,latitude,longitude,clm_start\n"
+      "XT-F001,Alpha Clinic,North,North A,clinic,public,-27.1,-14.2,2023-07-01\n"
+      "XT-F002,Beta Health Centre,North,North B,health_centre,ngo,-27.2,-14.1,\n"
+      "XT-F003,Gamma Hospital,South,South A,hospital,faith_based,-27.5,-14.0,2024-01-01\n")
+    good = [row(1), row(2, "XT-F002"), row(3, "XT-F003", sex="male")]
+    w("wrong_delimiter.csv", "\n".join(x.replace(",", "|") for x in [H, *good]) + "\n")
+    w("bom_semicolon.csv", "\ufeff" + "\n".join(x.replace(",", ";") for x in [H, *good]) + "\n")
+    w("latin1_facilities.csv", "facility_id,name,region,district,type,ownership\n"
+      "XT-F001,Clínica São José,North,North A,clinic,public\n", encoding="latin-1")
+    w("truncated_row.csv", "\n".join([H, *good, "XT-I004,XT-F001,2024-03-05,2024Q1,fem"]))
+    w("truncated_quote.csv", "\n".join([H, *good]) + '\nXT-I004,XT-F001,"2024-03-05,2024Q1,female\n')
+    w("empty.csv", "")
+    w("header_only.csv", H + "\n")
+    w("duplicated_ids.csv", "\n".join([H, *good, row(2, "XT-F002")]) + "\n")
+    w("future_date.csv", "\n".join([H, *good, row(4, date="2030-01-01", rnd="2030Q1")]) + "\n")
+    w("date_formats.csv", "\n".join([H, row(1, date="2024-03-05"), row(2, date="05/03/2024"),
+                                     row(3, date="5-Mar-2024")]) + "\n")
+    w("negative_wait.csv", "\n".join([H, *good, row(4, wait="-10")]) + "\n")
+    w("unknown_facility.csv", "\n".join([H, *good, row(4, fac="XT-F999")]) + "\n")
+    w("mixed_types.csv", "\n".join([H, row(1), row(2, age="thirty"), row(3, wait="12 min"),
+                                    row(4, on_art="maybe")]) + "\n")
+    w("missing_required_column.csv", "\n".join(
+        ",".join(p for j, p in enumerate(x.split(",")) if j != 4) for x in [H, *good]) + "\n")
+    w("extra_columns.csv", "\n".join([H + ",enumerator_note,village", *(g + ",ok,Hilltop" for g in good)]) + "\n")
+    w("blank_line.csv", "\n".join([H, good[0], "", good[1], good[2]]) + "\n")
+    w("bad_round.csv", "\n".join([H, *good, row(4, rnd="2024-Q1")]) + "\n")
+    w("not_allowed_values.csv", "\n".join([H, *good, row(4, sex="F"), row(5, kp="sex worker")]) + "\n")
+    w("routine_inconsistent.csv",
+      "facility_id,period,tx_curr,tx_new,interruptions,vl_tested,vl_suppressed,prep_new,tests,positives\n"
+      "XT-F001,2024-01,500,10,5,40,36,3,120,6\n"
+      "XT-F001,2024-02,505,12,4,38,41,2,110,5\n"
+      "XT-F002,2024-01,300,8,2,30,27,1,90,95\n")
+    elements = ["deTxCurr001", "deTxNew0001", "deIit000001", "deVlTest001", "deVlSupp001", "dePrepNew01",
+                "deTests0001", "dePos000001"]
+    values = [500, 10, 5, 40, 36, 3, 120, 6]
+    dv = [
+        {"dataElement": de, "period": pe, "orgUnit": ou, "categoryOptionCombo": "HllvX50cXC0",
+         "attributeOptionCombo": "HllvX50cXC0", "value": str(v)}
+        for ou, pe in (("ouAlpha0001", "202403"), ("ouAlpha0001", "2024W13"), ("ouBeta00001", "202403"))
+        for de, v in zip(elements, values, strict=True)
+    ]
+    w("dhis2_unknown_period.json", json.dumps({"dataSet": "dsRoutine01", "dataValues": dv}, indent=1))
+    lines = ["dataelement,period,orgunit,catoptcombo,attroptcombo,value,storedby,lastupdated,comment,followup"]
+    for pe in ("2024Q1", "202404"):
+        lines += [f"{de},{pe},ouAlpha0001,HllvX50cXC0,HllvX50cXC0,{v},admin,2024-05-02,,false"
+                  for de, v in zip(elements, values, strict=True)]
+    w("dhis2_quarterly.csv", "\n".join(lines) + "\n")
+    # a Kobo export: ';', group paths, a select_multiple with split 0/1 columns, an HXL row
+    w("kobo_export.csv", "\n".join([
+        '"start";"clinic/facility";"client/sex";"client/age";"client/kp";"services";"services/art";'
+        '"services/prep";"visit/wait";"_id";"_uuid";"_submission_time";"_submitted_by";"_index"',
+        '"";"#loc";"#gender";"#age";"";"";"";"";"";"";"";"";"";""',
+        '"2024-03-05T09:00:00";"XT-F001";"female";"34";"none";"art prep";"1";"1";"25";"11";'
+        '"0b5e-aaaa";"2024-03-05T10:11:12";"enum_a";"1"',
+        '"2024-03-05T09:30:00";"XT-F002";"male";"41";"msm";"prep";"0";"1";"40";"12";'
+        '"0b5e-bbbb";"2024-03-05T10:30:00";"enum_a";"2"',
+    ]) + "\n")
+    w("odk_export.csv", "\n".join([
+        "SubmissionDate,g1-facility,g1-sex,g2-age,g2-kp,g2-on_art,meta-instanceID,KEY,SubmitterID,SubmitterName,"
+        "AttachmentsPresent,AttachmentsExpected,Status,ReviewState,DeviceID,Edits,FormVersion",
+        "2024-03-05T10:11:12.000Z,XT-F001,female,34,none,yes,uuid:aaaa-1,uuid:aaaa-1,5,enumerator one,0,0,,,"
+        "collect:abc,0,2024010101",
+        "2024-03-06T08:00:00.000Z,XT-F003,male,abc,none,no,uuid:aaaa-2,uuid:aaaa-2,5,enumerator one,0,0,,,"
+        "collect:abc,0,2024010101",
+    ]) + "\n")
+    (HERE / "workbook_named_csv.csv").write_bytes(b"PK\x03\x04" + b"\x00" * 60)
+    try:
+        from openpyxl import Workbook
+    except ImportError:  # pragma: no cover
+        return
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "interviews"
+    ws.append(H.split(","))
+    for g in good:
+        ws.append(g.split(","))
+    r = row(4).split(",")
+    r[8] = "#DIV/0!"
+    r[5] = "#NAME?"
+    ws.append(r)
+    wb.save(HERE / "excel_errors.xlsx")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""The Great Expectations gate on the demo: suites from the schema, Data Docs, agreement with the quarantine.
+
+GX is slow to import (~6 s): one module-scoped run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+
+@pytest.fixture(scope="module")
+def gx_run(tmp_path_factory: pytest.TempPathFactory):
+    from clm_research.demo import write_demo
+    from clm_research.quality.gate import validate_country
+
+    root = tmp_path_factory.mktemp("clmgx")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CLM_DATA_DIR", str(root / "data"))
+    mp.setenv("CLM_REPORTS_DIR", str(root / "reports"))
+    write_demo(["XA"])
+    report = validate_country("XA")
+    yield root, report
+    mp.undo()
+
+
+def test_gx_and_quarantine_agree(gx_run) -> None:
+    from clm_research.ingest.pipeline import stage_country
+
+    root, report = gx_run
+    assert os.environ["GX_ANALYTICS_ENABLED"] == "false"
+    staged, _, _, _ = stage_country("XA")
+    for name, t in report.tables.items():
+        assert t.gx_success is not None
+        # every rule GX found failing is in the quarantine with the same number of rows ...
+        for label, n in t.gx_failed.items():
+            if label.startswith("duplicate_key:"):
+                # GX counts every member of a duplicated key, the quarantine only the later copies
+                key = staged[name].frame[label.split(":", 1)[1].split("+")]
+                assert n == key.duplicated(keep=False).sum()
+                assert t.by_rule[label] == key.duplicated(keep="first").sum()
+            else:
+                assert t.by_rule.get(label) == n, (name, label)
+        # ... and every quarantine rule (except unreadable cells, found while parsing) failed in GX
+        for label in t.by_rule:
+            if not label.startswith("type:"):
+                assert label in t.gx_failed, (name, label)
+        assert t.gx_success == (t.quarantined == 0)
+
+
+def test_data_docs_written(gx_run) -> None:
+    root, report = gx_run
+    index = root / "reports" / "XA" / "data_docs" / "index.html"
+    assert report.data_docs == index and index.is_file()
+    html = index.read_text()
+    assert "XA.interviews" in html
+    assert list((root / "reports" / "XA" / "data_docs" / "validations").rglob("*.html"))
+
+
+def test_gate_verdict(gx_run) -> None:
+    root, report = gx_run
+    assert report.passed  # the demo's faults are ~1% of rows, below the 5% of XA.yaml
+    q = pd.read_parquet(root / "data" / "quarantine" / "XA" / "routine.parquet")
+    assert q["failed_rules"].tolist() == ["inconsistent:vl_suppressed"] * 3
+
+
+def test_cli_validate_exit_codes(
+    gx_run, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from clm_research.quality import gate
+
+    root, report = gx_run
+    real = gate.validate_country
+
+    def fake(country: str, max_share: float | None = None, **kw: object) -> gate.GateReport:
+        if country != "XA":
+            return real(country, max_share, **kw)
+        return dataclasses.replace(
+            report, max_share=report.max_share if max_share is None else max_share
+        )
+
+    monkeypatch.setattr(gate, "validate_country", fake)
+    assert gate.cli_validate(["XA"], None) == 0
+    assert gate.cli_validate(["XA"], max_share=0.001) == 1  # 1.1% of interviews quarantined
+    out = capsys.readouterr().out
+    assert "gate PASSED" in out and "gate FAILED" in out and "interviews" in out
+    assert gate.cli_validate(["QZ"], None) == 1  # no mapping: a message, no traceback
+    assert "no column mapping" in capsys.readouterr().out
+
+
+def test_gx_is_imported_lazily() -> None:
+    code = (
+        "import sys, clm_research.quality.gate, clm_research.ingest.pipeline, clm_research.quality.dqr; "
+        "print('great_expectations' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert out.stdout.strip() == "False"
