@@ -11,7 +11,7 @@ JOBS ?= 2
 export GX_ANALYTICS_ENABLED := false
 export MPLBACKEND := Agg
 
-.PHONY: help setup demo-data ingest validate indicators report test test-fast lint format lab bench clean clean-data
+.PHONY: browser help setup demo-data ingest validate indicators report test test-fast lint format lab bench clean clean-data
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -19,7 +19,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,dask]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name clm-research --display-name "clm-research (Python 3)" > /dev/null
 	touch $(STAMP)
 
@@ -38,8 +38,10 @@ indicators: ingest ## write every country's indicator tables to reports/<country
 	$(BIN)/clm indicators --all
 
 report: demo-data ## THE MAIN JOB: evaluation reports for every country (reports/index.html)
-	$(BIN)/clm ingest --all
-	$(BIN)/clm indicators --all
+	$(BIN)/clm run --all --jobs $(JOBS)
+
+browser: ## install Debian's chromium for the report browser test (needs root or sudo)
+	bash .ci/install-browser.sh
 
 test: setup ## run the test suite (not the slow simulation studies: see `make bench`)
 	$(BIN)/python -m pytest -m "not slow" -n $(JOBS) --dist loadfile -q

@@ -172,15 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ci", choices=("wilson", "cluster"), default="cluster", help="interval method")
     p.set_defaults(func=_cmd_indicators)
 
-    p = with_countries(sub.add_parser("run", help="run the country evaluation reports (papermill)"))
-    p.add_argument("--period", help="reporting round, e.g. 2024Q4 (default: each country's params)")
-    p.add_argument("--jobs", type=int, default=1, help="countries run in parallel processes")
-    p.add_argument("--scheduler", help="Dask scheduler address tcp://host:port")
-    p.add_argument(
-        "--changed-only",
-        action="store_true",
-        help="skip countries whose inputs and parameters are unchanged",
-    )
+    from clm_research.runner import add_run_arguments  # one definition of run's options
+
+    p = sub.add_parser("run", help="run the country evaluation reports (papermill)")
+    add_run_arguments(p)
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("framework", help="validate and list the measurement framework")

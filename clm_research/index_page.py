@@ -1,0 +1,126 @@
+"""``reports/index.html``: every country with its last run's status and headline verdicts.
+
+Built from each country's ``reports/<cc>/status.json`` (written by the runner after every
+run), so a failed run still links the last good report. Static HTML, no scripts.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from clm_research.params import list_countries, load_country
+from clm_research.paths import reports_dir
+
+__all__ = ["collect_status", "render_index", "write_index"]
+
+_CSS = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 24px auto; color: #222; }
+h1 { color: #1f3a5f; }
+table { border-collapse: collapse; width: 100%; }
+th, td { border-bottom: 1px solid #ddd; padding: 6px 10px; text-align: left; vertical-align: top; }
+th { background: #f0f3f7; }
+.status-succeeded { color: #1a7f37; font-weight: bold; }
+.status-skipped { color: #57606a; font-weight: bold; }
+.status-failed { color: #cf222e; font-weight: bold; }
+.status-never { color: #57606a; }
+.msg { font-size: 0.9em; white-space: pre-wrap; }
+"""
+
+
+def _rel(path: str | None, base: Path) -> str | None:
+    if not path:
+        return None
+    try:
+        return Path(os.path.relpath(Path(path).resolve(), base.resolve())).as_posix()
+    except ValueError:
+        return None
+
+
+def collect_status(base: Path | None = None) -> list[dict[str, Any]]:
+    """One record per country (known from params or with a report folder), sorted by code."""
+    base = base or reports_dir()
+    codes = set(list_countries())
+    if base.is_dir():
+        codes |= {p.parent.name for p in base.glob("*/status.json")}
+    rows = []
+    for code in sorted(codes):
+        status: dict[str, Any] = {}
+        path = base / code / "status.json"
+        if path.is_file():
+            try:
+                status = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                status = {}
+        try:
+            name = load_country(code).name
+        except Exception:
+            name = code
+        rows.append({"code": code, "name": name, **status})
+    return rows
+
+
+def render_index(rows: list[dict[str, Any]], base: Path, synthesis: str | None = None) -> str:
+    """The index page as an HTML string."""
+    esc = html.escape
+    body = []
+    for r in rows:
+        last = r.get("last_run") or {}
+        good = r.get("last_good") or {}
+        status = last.get("status", "never")
+        link = _rel(good.get("report"), base)
+        report = (
+            f'<a href="{esc(link)}">{esc(str(good.get("period")))} report</a>'
+            if link
+            else "no report yet"
+        )
+        message = good.get("headline", "") if status != "failed" else last.get("message", "")
+        when = last.get("finished", "")
+        body.append(
+            "<tr>"
+            f"<td><b>{esc(r['code'])}</b><br>{esc(r['name'])}</td>"
+            f'<td class="status-{esc(status)}">{esc(status)}</td>'
+            f"<td>{esc(str(last.get('period') or ''))}</td>"
+            f"<td>{report}</td>"
+            f'<td class="msg">{esc(message or "")}</td>'
+            f"<td>{esc(when)}</td>"
+            "</tr>"
+        )
+    syn = ""
+    if synthesis:
+        syn = f'<p>Multi-country synthesis: <a href="{esc(synthesis)}">pooled effects and forest plots</a></p>'
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        "<title>CLM evaluation reports</title>"
+        f"<style>{_CSS}</style></head><body>"
+        "<h1>Community-led monitoring: evaluation reports</h1>"
+        "<p>One report per country and reporting round. Status is that of the last run; "
+        "a failed run never replaces the last good report, which stays linked.</p>"
+        f"{syn}"
+        "<table><thead><tr><th>Country</th><th>Last run</th><th>Round</th><th>Report</th>"
+        "<th>Headline verdicts / error</th><th>Finished (UTC)</th></tr></thead>"
+        f"<tbody>{''.join(body)}</tbody></table></body></html>\n"
+    )
+
+
+def write_index(base: Path | None = None) -> Path:
+    """Write ``reports/index.html`` and return its path."""
+    base = base or reports_dir()
+    base.mkdir(parents=True, exist_ok=True)
+    synthesis = None
+    syn_dir = base / "synthesis"
+    if syn_dir.is_dir():
+        reports = sorted(
+            p for p in syn_dir.glob("*/report.html") if not p.parent.name.startswith(".")
+        )
+        if reports:
+            synthesis = reports[-1].relative_to(base).as_posix()
+    page = render_index(collect_status(base), base, synthesis)
+    path = base / "index.html"
+    tmp = base / f".index.html.{os.getpid()}.tmp"
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, path)
+    return path

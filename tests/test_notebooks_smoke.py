@@ -1,0 +1,79 @@
+"""Papermill smoke test: every evaluation notebook for every demo country, through the runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from functools import cache
+from pathlib import Path
+
+import nbformat
+
+from clm_research.params import NotebookParameters, SynthesisParameters
+from clm_research.paths import project_root
+from clm_research.runner import RunSummary, evaluation_notebooks, parameters_cell_names
+
+#: Small demo countries keep the whole pipeline (demo data → gate → notebooks) near a minute.
+SMALL = {"facilities": 30, "interviews_per_round": 20}
+
+
+@cache
+def pipeline_run() -> tuple[Path, RunSummary]:
+    """Generate small demo data and run every country once (jobs=2); shared by several tests."""
+    from clm_research.demo import demo_countries, write_demo
+    from clm_research.runner import run_countries
+
+    base = Path(tempfile.mkdtemp(prefix="clm-pipeline-"))
+    os.environ["CLM_DATA_DIR"] = str(base / "data")
+    os.environ["CLM_REPORTS_DIR"] = str(base / "reports")
+    try:
+        codes = demo_countries()
+        write_demo(codes, **SMALL)
+        summary = run_countries(codes, jobs=2, progress=False)
+        (base / "reports" / "run.log").write_text(summary.format())
+    finally:
+        os.environ.pop("CLM_DATA_DIR", None)
+        os.environ.pop("CLM_REPORTS_DIR", None)
+    return base, summary
+
+
+def test_every_notebook_parameters_cell_matches_the_model() -> None:
+    notebooks = evaluation_notebooks()
+    assert len(notebooks) >= 7
+    for nb in notebooks:
+        assert parameters_cell_names(nb) == sorted(NotebookParameters.model_fields), nb.name
+    synthesis = project_root() / "notebooks" / "synthesis.ipynb"
+    assert parameters_cell_names(synthesis) == sorted(SynthesisParameters.model_fields)
+
+
+def test_notebooks_are_committed_without_outputs() -> None:
+    for nb_path in [*evaluation_notebooks(), project_root() / "notebooks" / "synthesis.ipynb"]:
+        nb = nbformat.read(nb_path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert cell.outputs == [] and cell.execution_count is None, nb_path.name
+
+
+def test_every_notebook_runs_for_every_demo_country() -> None:
+    base, summary = pipeline_run()
+    assert summary.exit_code == 0, summary.format()
+    expected = sorted(p.name for p in evaluation_notebooks())
+    for r in summary.results:
+        out = base / "reports" / r.country / r.period
+        assert sorted(p.name for p in (out / "notebooks").iterdir()) == expected
+        html = (out / "report.html").read_text()
+        assert "Progress" in html or "progress" in html
+        assert html.count("<img") >= 5  # trends, maps, funnel, survival curve, impact
+        scorecard = out / "tables" / "progress_scorecard.csv"
+        assert scorecard.is_file() and (out / "tables" / "progress_scorecard.parquet").is_file()
+        timings = json.loads((out / "timings.json").read_text())
+        assert {"validation", "kernel_start", "imports", "analysis", "rendering"} <= set(
+            timings["stages"]
+        )
+    index = (base / "reports" / "index.html").read_text()
+    for r in summary.results:
+        assert f"{r.country}/{r.period}/report.html" in index
+    assert summary.synthesis is not None and summary.synthesis.status == "succeeded", (
+        summary.format()
+    )

@@ -1,0 +1,284 @@
+"""The runner with tiny throwaway notebooks: isolation, atomic replacement, determinism, skips."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from clm_research import runner
+from clm_research.errors import ParamsError
+from clm_research.params import NotebookParameters, check_period, load_country
+from clm_research.paths import project_root
+
+REAL_ROOT = project_root()
+
+PARAMS_CELL = 'country = "XX"\nperiod = "2000Q1"\noutput_dir = "."\nseed = 0\n'
+
+
+def write_notebook(folder: Path, name: str, cells: list[str], params: str = PARAMS_CELL) -> Path:
+    nb = nbformat.v4.new_notebook()
+    p = nbformat.v4.new_code_cell(params)
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# Chapter {name}"), p]
+    nb.cells += [nbformat.v4.new_code_cell(c) for c in cells]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    path = folder / f"{name}.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+# A table whose row order depends on set iteration of strings: stable only because the
+# runner fixes PYTHONHASHSEED for the kernel; the values depend on the seed parameter.
+TABLE_CELL = """
+import numpy as np, pandas as pd, pathlib
+rng = np.random.default_rng(seed)
+names = list({f"facility-{i}" for i in range(20)})
+df = pd.DataFrame({"facility": names, "value": rng.normal(size=len(names)).round(6)})
+out = pathlib.Path(output_dir) / "tables"
+df.to_csv(out / "values.csv", index=False)
+df.to_parquet(out / "values.parquet", index=False)
+df.head(3)
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A throwaway project: the demo countries' parameters and two tiny notebooks."""
+    root = tmp_path / "project"
+    (root / "params" / "countries").mkdir(parents=True)
+    (root / "pyproject.toml").write_text("[project]\nname='x'\n")
+    for code in ("XA", "XB"):
+        shutil.copy(
+            REAL_ROOT / "params" / "countries" / f"{code}.yaml", root / "params" / "countries"
+        )
+    nbs = root / "notebooks" / "evaluation"
+    nbs.mkdir(parents=True)
+    write_notebook(nbs, "00_summary", ["print('summary for', country, period)"])
+    write_notebook(nbs, "01_values", [TABLE_CELL])
+    (root / "data" / "raw" / "XA").mkdir(parents=True)
+    (root / "data" / "raw" / "XA" / "facilities.csv").write_text("facility_id\nXA-F001\n")
+    monkeypatch.setenv("CLM_PROJECT_ROOT", str(root))
+    monkeypatch.delenv("CLM_DATA_DIR", raising=False)
+    monkeypatch.delenv("CLM_REPORTS_DIR", raising=False)
+    return root
+
+
+def run(codes: list[str], **kw) -> runner.RunSummary:
+    kw.setdefault("gate", False)
+    kw.setdefault("progress", False)
+    kw.setdefault("kernel", "python3")
+    return runner.run_countries(codes, **kw)
+
+
+def test_success_writes_report_tables_provenance_and_index(project: Path) -> None:
+    summary = run(["XA"])
+    assert summary.exit_code == 0, summary.format()
+    out = project / "reports" / "XA" / "2024Q4"
+    assert sorted(p.name for p in (out / "notebooks").iterdir()) == [
+        "00_summary.ipynb",
+        "01_values.ipynb",
+    ]
+    html = (out / "report.html").read_text()
+    # the summary is shown first although it was executed last
+    assert html.index("Chapter 00_summary") < html.index("Chapter 01_values")
+    assert "TABLE_CELL" not in html and "default_rng" not in html  # code hidden
+    assert 'id="provenance"' in html and "data/raw/XA/facilities.csv" in html
+    prov = json.loads((out / "provenance.json").read_text())
+    assert set(prov) >= {"parameters", "inputs", "versions", "git_commit", "started", "finished"}
+    assert prov["parameters"]["period"] == "2024Q4" and prov["parameters"]["country"] == "XA"
+    assert pd.read_parquet(out / "tables" / "values.parquet").shape == (20, 2)
+    # executed notebooks carry the injected, validated parameters
+    nb = nbformat.read(out / "notebooks" / "01_values.ipynb", as_version=4)
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert 'country = "XA"' in injected[0].source
+    index = (project / "reports" / "index.html").read_text()
+    assert "XA/2024Q4/report.html" in index and "succeeded" in index
+    assert not list((project / "reports" / "XA").glob(".tmp-*"))
+
+
+def test_one_failing_country_does_not_stop_the_others(project: Path) -> None:
+    nbs = project / "notebooks" / "evaluation"
+    write_notebook(
+        nbs, "02_fails", ["x = 1", "if country == 'XA':\n    raise ValueError('planted failure')"]
+    )
+    summary = run(["XA", "XB"])
+    by = {r.country: r for r in summary.results}
+    assert by["XB"].status == "succeeded"
+    assert by["XA"].status == "failed"
+    f = by["XA"].failure
+    assert f is not None and f.notebook == "02_fails" and f.ename == "ValueError"
+    assert "planted failure" in f.evalue
+    # cell 0 is the title, 1 parameters, 2 injected parameters, 3 `x = 1`, 4 the raise
+    assert f.cell_index == 4
+    assert summary.exit_code == 1
+    text = summary.format()
+    assert "02_fails, cell 4" in text and "planted failure" in text
+    assert (project / "reports" / "XB" / "2024Q4" / "report.html").is_file()
+    assert not (project / "reports" / "XA" / "2024Q4").exists()
+    assert (
+        project / "reports" / "XA" / ".failed-2024Q4" / "notebooks" / "02_fails.ipynb"
+    ).is_file()
+    index = (project / "reports" / "index.html").read_text()
+    assert "failed" in index and "planted failure" in index
+
+
+def test_failed_run_never_replaces_last_good_report(project: Path) -> None:
+    assert run(["XA"]).exit_code == 0
+    out = project / "reports" / "XA" / "2024Q4"
+    before = (out / "report.html").read_bytes()
+    write_notebook(project / "notebooks" / "evaluation", "02_fails", ["raise RuntimeError('late')"])
+    summary = run(["XA"])
+    assert summary.exit_code == 1
+    assert (out / "report.html").read_bytes() == before
+    assert sorted(p.name for p in (out / "notebooks").iterdir()) == [
+        "00_summary.ipynb",
+        "01_values.ipynb",
+    ]
+    status = json.loads((project / "reports" / "XA" / "status.json").read_text())
+    assert status["last_run"]["status"] == "failed"
+    assert status["last_good"]["report"].endswith("XA/2024Q4/report.html")
+    leftovers = [
+        p.name
+        for p in (project / "reports" / "XA").iterdir()
+        if p.name.startswith((".tmp", ".old"))
+    ]
+    assert leftovers == []
+
+
+def test_tables_identical_across_runs_and_job_counts(project: Path) -> None:
+    assert run(["XA", "XB"]).exit_code == 0
+    first = {
+        c: (project / "reports" / c / "2024Q4" / "tables" / "values.csv").read_bytes()
+        for c in ("XA", "XB")
+    }
+    assert run(["XA", "XB"], jobs=2).exit_code == 0
+    for c in ("XA", "XB"):
+        tables = project / "reports" / c / "2024Q4" / "tables"
+        assert (tables / "values.csv").read_bytes() == first[c]
+    # the same seed gives the same numbers in both countries; only the seed matters
+    assert first["XA"] == first["XB"]
+
+
+def test_changed_only_skips_unchanged_and_reruns_changed(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # other people edit the package while tests run; its source hash is part of the key
+    monkeypatch.setattr(runner, "_code_hash", lambda: "fixed")
+    assert run(["XA", "XB"]).exit_code == 0
+    again = run(["XA", "XB"], changed_only=True)
+    assert [r.status for r in again.results] == ["skipped", "skipped"]
+    assert again.exit_code == 0
+    (project / "data" / "raw" / "XA" / "facilities.csv").write_text("facility_id\nXA-F002\n")
+    third = run(["XA", "XB"], changed_only=True)
+    assert {r.country: r.status for r in third.results} == {"XA": "succeeded", "XB": "skipped"}
+
+
+def test_misspelt_notebook_parameter_fails_before_anything_runs(project: Path) -> None:
+    nbs = project / "notebooks" / "evaluation"
+    write_notebook(
+        nbs,
+        "02_typo",
+        ["pass"],
+        params='country = "XX"\nperod = "2000Q1"\noutput_dir = "."\nseed = 0\n',
+    )
+    summary = run(["XA"])
+    r = summary.results[0]
+    assert r.status == "failed" and r.stage == "parameters"
+    assert "perod" in r.error and "misspelt" in r.error and "period" in r.error
+    assert not (project / "reports" / "XA" / "2024Q4").exists()
+    assert not (project / "reports" / "XA" / ".failed-2024Q4").exists()
+
+
+@pytest.mark.parametrize(
+    ("line", "needle"),
+    [
+        ("district_boundaries: ../elsewhere/districts.geojson", "climbs out"),
+        ("district_boundaries: /etc/passwd", "absolute"),
+        ("perod: 2024Q3", "unknown parameter"),
+        ("notebooks: [99_nope]", "unknown notebook"),
+    ],
+)
+def test_bad_country_parameters_are_reported_per_country(
+    project: Path, line: str, needle: str
+) -> None:
+    path = project / "params" / "countries" / "XA.yaml"
+    path.write_text(path.read_text() + line + "\n")
+    summary = run(["XA", "XB"])
+    by = {r.country: r for r in summary.results}
+    assert by["XA"].status == "failed" and by["XA"].stage == "parameters"
+    assert needle in by["XA"].error
+    assert by["XB"].status == "succeeded"
+
+
+def test_period_and_parameter_model_checks() -> None:
+    with pytest.raises(ParamsError, match="2024Q5"):
+        check_period("2024Q5")
+    with pytest.raises(Exception, match="extra|unknown|Extra"):
+        NotebookParameters(country="XA", period="2024Q4", colour="red")
+    with pytest.raises(Exception, match="climbs out"):
+        NotebookParameters(country="XA", period="2024Q4", output_dir="../x")
+    assert load_country("XA").code == "XA"
+
+
+def test_cli_run_rejects_bad_period_and_empty_selection(
+    project: Path, capsys: pytest.CaptureFixture
+) -> None:
+    ns = argparse.Namespace(
+        countries=["XA"], all=False, period="2024Q5", jobs=1, scheduler=None, changed_only=False
+    )
+    assert runner.cli_run(ns) == 2
+    assert "2024Q5" in capsys.readouterr().err
+    ns = argparse.Namespace(
+        countries=[], all=False, period=None, jobs=1, scheduler=None, changed_only=False
+    )
+    assert runner.cli_run(ns) == 2
+
+
+def test_parameters_cell_names_reads_assignments(tmp_path: Path) -> None:
+    p = write_notebook(tmp_path, "x", [], params="a = 1\nb: int = 2\n")
+    assert runner.parameters_cell_names(p) == ["a", "b"]
+    p = write_notebook(tmp_path, "y", [], params="a = 1\nprint(a)\n")
+    with pytest.raises(ParamsError, match="plain values"):
+        runner.parameters_cell_names(p)
+
+
+def test_dask_scheduler_runs_each_country_on_a_worker_process(project: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    nbs = project / "notebooks" / "evaluation"
+    # each notebook records the process it ran in, through the kernel's parent (the worker)
+    write_notebook(nbs, "02_where", ["import os\nprint('kernel parent', os.getppid())"])
+    with (
+        distributed.LocalCluster(
+            processes=True,
+            n_workers=2,
+            threads_per_worker=1,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=40,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        worker_pids = set(client.run(__import__("os").getpid).values())
+        summary = run(["XA", "XB"], scheduler=cluster.scheduler_address)
+    assert summary.exit_code == 0, summary.format()
+    parents = set()
+    for code in ("XA", "XB"):
+        nb = nbformat.read(
+            project / "reports" / code / "2024Q4" / "notebooks" / "02_where.ipynb", as_version=4
+        )
+        text = "".join(
+            o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
+        )
+        parents.add(int(text.split("kernel parent")[1].split()[0]))
+    assert parents <= worker_pids  # the notebooks ran under Dask worker processes
+    assert (project / "reports" / "index.html").is_file()
