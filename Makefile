@@ -10,6 +10,10 @@ STAMP := $(VENV)/.installed
 JOBS ?= 2
 export GX_ANALYTICS_ENABLED := false
 export MPLBACKEND := Agg
+# one BLAS thread per process: tests and runs use process parallelism; oversubscribed BLAS
+# threads made GEE fits about 3x slower on 2 cores
+export OPENBLAS_NUM_THREADS := 1
+export OMP_NUM_THREADS := 1
 
 .PHONY: browser help setup demo-data ingest validate indicators report test test-fast lint format lab bench clean clean-data
 

@@ -669,7 +669,10 @@ def generate_country(
         ):
             total = int(rng.integers(lo, hi + 1))
             row[f"{role}_total"] = total
-            row[f"{role}_constituency"] = int(round(total * share))
+            count = int(round(total * share))
+            # a strict majority when led, never one otherwise (rounding must not flip the truth)
+            count = max(count, total // 2 + 1) if led else min(count, (total - 1) // 2)
+            row[f"{role}_constituency"] = count
         row["accountability_mechanism"] = bool(led or rng.random() < 0.3)
         row["funding_government_share"] = round(float(rng.uniform(0, 0.3)), 2)
         row["funding_donor_share"] = round(float(rng.uniform(0.3, 0.7)), 2)
@@ -1041,4 +1044,4 @@ def write_demo(
 
 
 #: Bump when the generator's output changes, so `write_demo` regenerates stale folders.
-_GENERATOR_VERSION = 2
+_GENERATOR_VERSION = 3

@@ -201,3 +201,10 @@ def test_community_led_on_demo(demo_xa) -> None:
     for org, led in demo_xa.truth["organisations_community_led"].items():
         if not led:  # planted non-community-led organisations (constituency share 10-45%)
             assert a.loc[org, "criteria_not_met"] >= 6
+        else:  # planted community-led: a strict majority in every role, accountable, autonomous
+            assert a.loc[org, "criteria_not_met"] == 0, org
+    # the framework's derived `community_led` column agrees with the planted truth
+    from clm_research.derived import enrich
+
+    derived = enrich("organisations", demo_xa.clean["organisations"], None).set_index("organisation_id")
+    assert derived["community_led"].to_dict() == demo_xa.truth["organisations_community_led"]
