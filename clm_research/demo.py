@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from clm_research.params import CountryParams, DemoSpec, list_countries, load_country
 from clm_research.paths import raw_dir
+from clm_research.schema import ISSUE_CATEGORIES
 
 if TYPE_CHECKING:
     import numpy as np
@@ -524,16 +525,7 @@ def generate_country(
         "observations",
     )
 
-    categories = [
-        "stock_out",
-        "waiting_time",
-        "staff_attitude",
-        "confidentiality",
-        "viral_load",
-        "infrastructure",
-        "opening_hours",
-        "other",
-    ]
+    categories = list(ISSUE_CATEGORIES)  # the data model's list, in its order
     cat_p = [0.22, 0.2, 0.15, 0.08, 0.12, 0.1, 0.08, 0.05]
     cat_median = {
         "stock_out": 30,

@@ -156,6 +156,18 @@ class CountryParams(_Strict):
         description="Evaluation notebooks to run (file stems, e.g. 02_service_quality); "
         "default: all of notebooks/evaluation/",
     )
+    plan: ProjectPath | None = Field(
+        None,
+        description="Pre-registered analysis plan (e.g. params/plans/<study>.yaml, relative to "
+        "the project root): the report runs exactly it and lists every deviation",
+    )
+
+    @field_validator("plan")
+    @classmethod
+    def _plan(cls, v: str | None) -> str | None:
+        if v is not None and not v.endswith((".yaml", ".yml")):
+            raise ValueError(f"plan {v!r} must be a YAML file (params/plans/<study>.yaml)")
+        return v
 
     @field_validator("code")
     @classmethod

@@ -82,13 +82,26 @@ def input_files(country: str, notebooks: Iterable[Path] = ()) -> list[Path]:
     """The files a country's report depends on.
 
     The raw exports in ``data/raw/<country>/`` (every file, recursively), the country's
-    parameters, the framework, and the notebooks that will be run.
+    parameters, its pre-registered analysis plan (when it names one), the framework, and the
+    notebooks that will be run.
     """
     files: list[Path] = []
     raw = raw_dir(country)
     if raw.is_dir():
         files += sorted(p for p in raw.rglob("*") if p.is_file())
-    for extra in (params_dir() / "countries" / f"{country}.yaml", params_dir() / "framework.yaml"):
+    country_file = params_dir() / "countries" / f"{country}.yaml"
+    extras = [country_file, params_dir() / "framework.yaml"]
+    if country_file.is_file():
+        from clm_research.errors import ParamsError
+        from clm_research.params import load_country
+
+        try:
+            plan = load_country(country, country_file.parent).plan
+        except ParamsError:
+            plan = None  # a broken params file is reported by the run's own validation
+        if plan:
+            extras.append(project_root() / plan)
+    for extra in extras:
         if extra.is_file():
             files.append(extra)
     files += sorted(Path(p) for p in notebooks)

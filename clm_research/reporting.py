@@ -65,6 +65,10 @@ __all__ = [
     "community_led_assessment",
     "pooled_effects",
     "forest_figure",
+    "ensure_country_data",
+    "interrupted_time_series",
+    "its_caption",
+    "its_figure",
 ]
 
 #: How a suppressed cell is shown in every published table.
@@ -784,6 +788,75 @@ def routine_did(country: str, indicator_id: str = "viral_suppression") -> pd.Dat
     from clm_research.evaluation.did import compare_did
 
     return compare_did(effect_panel(country, indicator_id))
+
+
+@cache
+def interrupted_time_series(
+    country: str, indicator_id: str = "treatment_interruption", controlled: bool = False
+) -> Any:
+    """Interrupted time series of a routine indicator at the first CLM wave's facilities.
+
+    Monthly counts summed over the facilities that started CLM first; level and slope change
+    at their start; quasi-Poisson with the denominator (e.g. ``tx_curr``) as offset and two
+    harmonic pairs for seasonality (see :func:`clm_research.planned.routine_its`). With
+    ``controlled=True`` the never-monitored facilities are the comparison series.
+    Returns an :class:`~clm_research.evaluation.ITSResult` (``.summary()``, ``.plot()``).
+    """
+    from clm_research.planned import routine_its
+
+    return routine_its(
+        _framework(country), country_tables(country), indicator_id, controlled=controlled
+    )
+
+
+def its_caption(country: str, result: Any, indicator_id: str) -> str:
+    """Plain-language caption of an interrupted-time-series figure."""
+    from clm_research.planned import its_caption as caption
+
+    ind = _framework(country).indicator(indicator_id)
+    return caption(result, ind.label, ind.unit)
+
+
+def its_figure(country: str, result: Any, indicator_id: str) -> Figure:
+    """The interrupted-time-series figure: observed, fitted and counterfactual, calendar axis."""
+    from clm_research.planned import its_figure as figure
+
+    ind = _framework(country).indicator(indicator_id)
+    return figure(result, ind.label, ind.unit)
+
+
+# ----------------------------------------------------------------------------- standalone use
+
+
+def ensure_country_data(country: str) -> Path:
+    """Make sure the country's processed tables exist; return their folder.
+
+    Opened on its own (JupyterLab, ``pytest --nbval-lax``) a report notebook may find no
+    ``data/processed/<country>/``. For a fictional demo country the demo raw exports are
+    generated (if missing) and ingested through the row-level gate, without Great
+    Expectations (``clm ingest``'s fast path); nothing happens when the tables exist.
+
+    Raises
+    ------
+    IngestError
+        For a real country without processed tables (run ``clm ingest <country>``).
+    """
+    from clm_research.errors import IngestError
+    from clm_research.schema import TABLES
+
+    folder = processed_dir(country)
+    if all((folder / f"{name}.parquet").is_file() for name in TABLES):
+        return folder
+    if not _params(country).is_demo:
+        raise IngestError(
+            f"{country}: no processed tables in {folder}; run `clm ingest {country}` first"
+        )
+    from clm_research.demo import write_demo
+    from clm_research.ingest.pipeline import ingest_country
+
+    write_demo([country])
+    ingest_country(country)
+    return folder
 
 
 # ----------------------------------------------------------------------------- community-led

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # process parallelism; BLAS threads oversubscribe
+os.environ.setdefault(
+    "OPENBLAS_NUM_THREADS", "1"
+)  # process parallelism; BLAS threads oversubscribe
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
 

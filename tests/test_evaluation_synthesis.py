@@ -206,5 +206,7 @@ def test_community_led_on_demo(demo_xa) -> None:
     # the framework's derived `community_led` column agrees with the planted truth
     from clm_research.derived import enrich
 
-    derived = enrich("organisations", demo_xa.clean["organisations"], None).set_index("organisation_id")
+    derived = enrich("organisations", demo_xa.clean["organisations"], None).set_index(
+        "organisation_id"
+    )
     assert derived["community_led"].to_dict() == demo_xa.truth["organisations_community_led"]

@@ -9,6 +9,7 @@ from functools import cache
 from pathlib import Path
 
 import nbformat
+import pytest
 
 from clm_research.params import NotebookParameters, SynthesisParameters
 from clm_research.paths import project_root
@@ -16,6 +17,9 @@ from clm_research.runner import RunSummary, evaluation_notebooks, parameters_cel
 
 #: Small demo countries keep the whole pipeline (demo data → gate → notebooks) near a minute.
 SMALL = {"facilities": 30, "interviews_per_round": 20}
+
+# one worker runs every test that shares the full pipeline run (it is cached per process)
+pytestmark = pytest.mark.xdist_group("pipeline")
 
 
 @cache

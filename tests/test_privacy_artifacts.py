@@ -7,12 +7,16 @@ import re
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from test_notebooks_smoke import pipeline_run  # one shared run of the full pipeline
 
 from clm_research.demo import CANARY_BIRTH_DATES, CANARY_FREE_TEXT, CANARY_NAMES, CANARY_PHONES
 
 CANARIES = [*CANARY_NAMES, *CANARY_PHONES, *CANARY_BIRTH_DATES, *CANARY_FREE_TEXT]
 _B64 = re.compile(rb"(?:base64,|\"image/png\": \")([A-Za-z0-9+/=\\n]{40,})")
+
+# one worker runs every test that shares the full pipeline run (it is cached per process)
+pytestmark = pytest.mark.xdist_group("pipeline")
 
 
 def _texts(path: Path) -> list[bytes]:

@@ -27,6 +27,9 @@ CHROMIUM = shutil.which("chromium") or (
     "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
 )
 
+# one worker runs every test that shares the full pipeline run (it is cached per process)
+pytestmark = pytest.mark.xdist_group("pipeline")
+
 
 def _need_browser() -> str:
     if CHROMIUM:

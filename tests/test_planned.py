@@ -1,0 +1,215 @@
+"""The pre-registration loop: plan → the analysis it names on demo data → deviations flagged."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from clm_research.errors import ParamsError
+from clm_research.planned import interpret_model, run_plan
+from clm_research.plans import AnalysisPlan, load_plan, write_plan
+
+SECONDARY = ("vl_result_received", "arv_stockout_observed")
+
+
+def _plan(**changes: object) -> AnalysisPlan:
+    fields = {
+        "study_id": "roundtrip_wait",
+        "question": "Did mean waiting time fall where community-led monitoring started?",
+        "design": "did",
+        "primary_indicator": "wait_time_mean",
+        "secondary_indicators": SECONDARY,
+        "comparison_group": "not_yet_monitored",
+        "first_round": "2023Q1",
+        "last_round": "2024Q4",
+        "model": "Callaway & Sant'Anna difference-in-differences, not-yet-treated controls",
+        "alpha": 0.05,
+        "minimum_detectable_effect": -10.0,
+        "countries": ("XA",),
+    }
+    fields.update(changes)
+    return AnalysisPlan(**fields)
+
+
+@pytest.fixture(scope="module")
+def written_plan(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_plan(_plan(), tmp_path_factory.mktemp("plans"))
+
+
+@pytest.fixture(scope="module")
+def analysis(written_plan: Path, demo_xa, framework_xa):
+    return run_plan(written_plan, "XA", demo_xa.clean, framework_xa)
+
+
+def test_round_trip_recovers_the_planted_effect(written_plan: Path, analysis, demo_xa) -> None:
+    assert load_plan(written_plan) == _plan()
+    truth = demo_xa.truth["att"]["wait_time_mean"]["overall"]  # minutes, planted by the generator
+    assert (
+        -25 < truth < -8
+    )  # the generator plants a clear reduction (-25% of the mean at full ramp)
+    primary = analysis.primary
+    assert primary.indicator_id == "wait_time_mean" and primary.result is not None
+    eff = primary.result.primary
+    assert eff.name == "att_simple"  # Callaway–Sant'Anna, as the plan's model says
+    assert eff.ci_low <= truth <= eff.ci_high
+    assert eff.level == pytest.approx(0.95)
+    row = analysis.summary().iloc[0]
+    assert row["role"] == "primary" and row["p < 0.05"] == "yes"
+
+
+def test_a_plan_run_as_registered_has_only_the_deviations_the_data_force(analysis) -> None:
+    # arv_stockout_observed comes from checklist visits that exist only at CLM facilities:
+    # it cannot be compared, so the run says so (a deviation with its reason), nothing else.
+    assert len(analysis.deviations) == 1, analysis.deviations
+    d = analysis.deviations[0]
+    assert d.startswith("secondary_indicators: planned but not analysed: arv_stockout_observed")
+    assert "no comparison group" in d
+    vl = analysis.summary().set_index("indicator_id").loc["vl_result_received"]
+    assert math.isfinite(vl["estimate"]) and vl["ci_low"] < vl["estimate"] < vl["ci_high"]
+    assert "No deviations" not in analysis.deviations_html()
+
+
+def test_no_deviation_box_when_the_plan_is_followed(demo_xa, framework_xa) -> None:
+    plan = _plan(secondary_indicators=("vl_result_received",))
+    res = run_plan(plan, "XA", demo_xa.clean, framework_xa)
+    assert res.deviations == []
+    assert "No deviations from the pre-registered plan" in res.deviations_html()
+    assert res.plan_table().set_index("field").loc["design", "this run"] == "did"
+
+
+def test_a_changed_run_config_is_reported(written_plan: Path, demo_xa, framework_xa) -> None:
+    changed = run_plan(
+        written_plan,
+        "XA",
+        demo_xa.clean,
+        framework_xa,
+        changes={
+            "last_round": "2024Q3",
+            "alpha": 0.1,
+            "model": "two-way fixed effects",
+            "comparison_group": "never_monitored",
+            "secondary_indicators": ["vl_result_received", "treated_with_respect"],
+        },
+    )
+    got = changed.deviations
+    assert "last_round: planned '2024Q4', run used '2024Q3'" in got
+    assert "alpha: planned 0.05, run used 0.1" in got
+    assert any(
+        d.startswith("model: planned ") and "Callaway" in d and "run used 'two-way" in d
+        for d in got
+    )
+    # TWFE compares with every facility not (yet) under CLM, whatever the plan said
+    assert "comparison_group: planned 'not_yet_monitored', run used 'not_yet_monitored'" not in got
+    assert "secondary_indicators: analysed but not planned: treated_with_respect" in got
+    assert any(
+        d.startswith("secondary_indicators: planned but not analysed: arv_stockout_observed")
+        for d in got
+    )
+    # the changed alpha really is used: 90% intervals
+    assert changed.primary.result.primary.level == pytest.approx(0.9)
+    assert changed.summary()["ci_level"].iloc[0] == "90%"
+
+
+def test_window_the_data_do_not_cover_is_a_deviation(demo_xa, framework_xa) -> None:
+    plan = _plan(last_round="2025Q2", secondary_indicators=())
+    res = run_plan(plan, "XA", demo_xa.clean, framework_xa)
+    assert "last_round: planned '2025Q2', run used '2024Q4'" in res.deviations
+
+
+def test_other_country_and_unknown_model_are_deviations(demo_xa, framework_xa) -> None:
+    res = run_plan(
+        _plan(model="our usual analysis", secondary_indicators=()),
+        "XB",
+        demo_xa.clean,
+        framework_xa,
+    )
+    assert any(d.startswith("model: planned 'our usual analysis'") for d in res.deviations)
+    assert "countries: the plan covers XA; this run analyses XB" in res.deviations
+
+
+def test_design_that_cannot_run_on_the_data_says_so(demo_xa, framework_xa) -> None:
+    # 8 quarterly rounds with CLM from the third: 2 points before the interruption
+    plan = _plan(
+        design="its", comparison_group="none", model="segmented OLS", secondary_indicators=()
+    )
+    res = run_plan(plan, "XA", demo_xa.clean, framework_xa)
+    assert res.primary.result is None
+    assert res.primary.message.startswith("not supported for this data")
+    assert any(
+        d.startswith("primary_indicator: 'wait_time_mean' could not be analysed")
+        for d in res.deviations
+    )
+    assert "could not be run as planned" in res.statement()
+
+
+def test_routine_its_on_monthly_data(demo_xa, framework_xa) -> None:
+    plan = _plan(
+        design="its",
+        comparison_group="none",
+        primary_indicator="treatment_interruption",
+        secondary_indicators=(),
+        first_round="2022Q1",
+        model="quasi-Poisson segmented regression with harmonics, offset tx_curr",
+    )
+    res = run_plan(plan, "XA", demo_xa.clean, framework_xa)
+    assert res.deviations == []
+    its = res.primary.result
+    assert its.effect("level_change").scale == "rate_ratio"
+    assert its.diagnostics["harmonic_pairs"] == 2 and its.diagnostics["offset"] == "exposure"
+    assert (its.diagnostics["n_pre"], its.diagnostics["n_post"]) == (18, 18)  # 2022-01..2023-06
+    assert res.plot() is not None
+
+
+def test_changes_outside_the_plan_fields_are_an_error(written_plan: Path, demo_xa) -> None:
+    with pytest.raises(ParamsError, match="cannot change"):
+        run_plan(written_plan, "XA", demo_xa.clean, changes={"countries": ["XB"]})
+
+
+def test_model_text_is_read_as_documented() -> None:
+    assert interpret_model("did", "Callaway and Sant'Anna").estimator == "callaway_santanna"
+    assert interpret_model("did", "TWFE event study").estimator == "event_study"
+    assert interpret_model("stepped_wedge", "Hussey & Hughes").estimator == "twfe"
+    assert not interpret_model("did", "whatever works").recognised
+    spec = interpret_model("its", "quasi-Poisson with harmonics")
+    assert (spec.family, spec.harmonics) == ("quasipoisson", 2)
+
+
+def test_country_params_plan_is_a_project_path() -> None:
+    from clm_research.params import CountryParams, load_country
+    from clm_research.planned import country_plan
+
+    assert load_country("XA").plan == "params/plans/demo_wait_time.yaml"
+    assert country_plan("XA").study_id == "demo_wait_time"
+    base = load_country("XB").model_dump()
+    assert load_country("XB").plan is None
+    for bad in ("/etc/plan.yaml", "../plans/x.yaml", "params/plans/x.txt"):
+        with pytest.raises(ValueError, match="plan"):
+            CountryParams.model_validate({**base, "plan": bad})
+
+
+def test_ensure_country_data_builds_a_demo_country_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clm_research.reporting import ensure_country_data
+    from clm_research.schema import TABLES
+
+    monkeypatch.setenv("CLM_DATA_DIR", str(tmp_path / "data"))
+    folder = ensure_country_data("XB")
+    assert folder == tmp_path / "data" / "processed" / "XB"
+    assert all((folder / f"{t}.parquet").is_file() for t in TABLES)
+    stamp = (folder / "interviews.parquet").stat().st_mtime_ns
+    ensure_country_data("XB")  # present: nothing is regenerated
+    assert (folder / "interviews.parquet").stat().st_mtime_ns == stamp
+
+
+def test_the_plan_file_is_an_input_of_the_report() -> None:
+    """Editing a country's pre-registered plan must make `clm run --changed-only` rerun it."""
+    from clm_research.params import load_country
+    from clm_research.paths import project_root
+    from clm_research.provenance import input_files
+
+    plan = load_country("XA").plan
+    assert plan is not None
+    assert (project_root() / plan).resolve() in [p.resolve() for p in input_files("XA")]
