@@ -13,7 +13,15 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Annotated, Any
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from clm_research.errors import ParamsError
 from clm_research.paths import countries_dir
@@ -72,6 +80,32 @@ def check_project_path(value: str) -> str:
 ProjectPath = Annotated[str, AfterValidator(check_project_path)]
 
 
+def _check_code(value: str) -> str:
+    if not re.fullmatch(r"[A-Z]{2}", value):
+        raise ValueError(f"country code must be two capital letters, got {value!r}")
+    return value
+
+
+def _check_round(value: str) -> str:
+    if not _ROUND.match(value):
+        raise ValueError(f"round must look like 2024Q1, got {value!r}")
+    return value
+
+
+def _check_month(value: str) -> str:
+    if not _MONTH.match(value):
+        raise ValueError(f"month must look like 2024-03, got {value!r}")
+    return value
+
+
+#: A two-letter country code (demo countries use ISO user-assigned codes: XA, XB, …).
+CountryCode = Annotated[str, AfterValidator(_check_code)]
+#: A CLM round (quarter), e.g. ``2024Q1``.
+RoundCode = Annotated[str, AfterValidator(_check_round)]
+#: A reporting month, e.g. ``2024-03``.
+MonthCode = Annotated[str, AfterValidator(_check_month)]
+
+
 def check_period(value: str) -> str:
     """Return ``value`` if it is a round like ``2024Q4``; raise :class:`ParamsError` otherwise."""
     if not isinstance(value, str) or not _ROUND.match(value):
@@ -91,9 +125,9 @@ class DemoSpec(_Strict):
     regions: int = Field(3, ge=1, le=20)
     districts: int = Field(8, ge=2, le=100)
     interviews_per_round: int = Field(30, ge=5, le=500, description="Per facility and round")
-    first_round: str = "2023Q1"
+    first_round: RoundCode = "2023Q1"
     rounds: int = Field(8, ge=2, le=40)
-    routine_first_month: str = "2022-01"
+    routine_first_month: MonthCode = "2022-01"
     routine_months: int = Field(36, ge=12, le=240)
     waves: int = Field(3, ge=1, le=6, description="Staggered CLM roll-out waves")
     comparison_share: float = Field(0.3, ge=0.1, le=0.9)
@@ -102,20 +136,6 @@ class DemoSpec(_Strict):
     centre: tuple[float, float] = Field(
         (-12.0, -28.0), description="(longitude, latitude) of the fictional island"
     )
-
-    @field_validator("first_round")
-    @classmethod
-    def _round(cls, v: str) -> str:
-        if not _ROUND.match(v):
-            raise ValueError(f"round must look like 2024Q1, got {v!r}")
-        return v
-
-    @field_validator("routine_first_month")
-    @classmethod
-    def _month(cls, v: str) -> str:
-        if not _MONTH.match(v):
-            raise ValueError(f"month must look like 2024-03, got {v!r}")
-        return v
 
 
 class FrameworkChanges(_Strict):
@@ -133,11 +153,13 @@ class FrameworkChanges(_Strict):
 class CountryParams(_Strict):
     """Everything a run needs to know about one country."""
 
-    code: str = Field(description="Two-letter code; demo countries use user-assigned codes (XA…)")
+    code: CountryCode = Field(
+        description="Two-letter code; demo countries use user-assigned codes (XA…)"
+    )
     name: str
     demo: DemoSpec | None = Field(None, description="Present for synthetic demo countries")
-    baseline_round: str = Field(description="First round: the baseline of progress tables")
-    period: str = Field(description="Reporting round, e.g. 2024Q4")
+    baseline_round: RoundCode = Field(description="First round: the baseline of progress tables")
+    period: RoundCode = Field(description="Reporting round, e.g. 2024Q4")
     as_of: str | None = Field(
         None, description="Data extraction date (YYYY-MM-DD); open issues are censored here"
     )
@@ -169,19 +191,14 @@ class CountryParams(_Strict):
             raise ValueError(f"plan {v!r} must be a YAML file (params/plans/<study>.yaml)")
         return v
 
-    @field_validator("code")
-    @classmethod
-    def _code(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Z]{2}", v):
-            raise ValueError(f"country code must be two capital letters, got {v!r}")
-        return v
-
-    @field_validator("baseline_round", "period")
-    @classmethod
-    def _rounds(cls, v: str) -> str:
-        if not _ROUND.match(v):
-            raise ValueError(f"round must look like 2024Q1, got {v!r}")
-        return v
+    @model_validator(mode="after")
+    def _demo_codes_are_fictional(self) -> CountryParams:
+        if self.demo is not None and not _USER_ASSIGNED.match(self.code):
+            raise ValueError(
+                f"a synthetic demo country must use an ISO 3166 user-assigned code (AA, QM-QZ, "
+                f"XA-XZ except XK, ZZ), never a real country's code; got {self.code!r}"
+            )
+        return self
 
     @property
     def is_demo(self) -> bool:
@@ -196,62 +213,28 @@ class NotebookParameters(_Strict):
     here instead of papermill's mere warning.
     """
 
-    country: str = Field(description="Country code, e.g. XA")
-    period: str = Field(description="Reporting round, e.g. 2024Q4")
-    output_dir: str = Field(
+    country: CountryCode = Field(description="Country code, e.g. XA")
+    period: RoundCode = Field(description="Reporting round, e.g. 2024Q4")
+    output_dir: ProjectPath = Field(
         ".",
         description="Where the notebook writes its tables, relative to the kernel's working "
         "directory (the runner starts the kernel in the report's temporary folder)",
     )
     seed: int = Field(20240101, ge=0, description="Seed for anything random (bootstrap, jitter)")
 
-    @field_validator("country")
-    @classmethod
-    def _country(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Z]{2}", v):
-            raise ValueError(f"country code must be two capital letters, got {v!r}")
-        return v
-
-    @field_validator("period")
-    @classmethod
-    def _period(cls, v: str) -> str:
-        if not _ROUND.match(v):
-            raise ValueError(f"round must look like 2024Q1, got {v!r}")
-        return v
-
-    @field_validator("output_dir")
-    @classmethod
-    def _output_dir(cls, v: str) -> str:
-        return check_project_path(v)
-
 
 class SynthesisParameters(_Strict):
     """The values injected into the multi-country synthesis notebook's ``parameters`` cell."""
 
-    countries: list[str] = Field(description="Countries pooled (each with a good report)")
-    period: str = Field(description="Reporting round, e.g. 2024Q4")
-    output_dir: str = Field(".", description="Where the notebook writes its tables")
+    countries: list[CountryCode] = Field(description="Countries pooled (each with a good report)")
+    period: RoundCode = Field(description="Reporting round, e.g. 2024Q4")
+    output_dir: ProjectPath = Field(".", description="Where the notebook writes its tables")
     seed: int = Field(20240101, ge=0)
 
     @field_validator("countries")
     @classmethod
     def _countries(cls, v: list[str]) -> list[str]:
-        for c in v:
-            if not re.fullmatch(r"[A-Z]{2}", c):
-                raise ValueError(f"country code must be two capital letters, got {c!r}")
         return sorted(v)
-
-    @field_validator("period")
-    @classmethod
-    def _period(cls, v: str) -> str:
-        if not _ROUND.match(v):
-            raise ValueError(f"round must look like 2024Q1, got {v!r}")
-        return v
-
-    @field_validator("output_dir")
-    @classmethod
-    def _output_dir(cls, v: str) -> str:
-        return check_project_path(v)
 
 
 def notebook_parameters(

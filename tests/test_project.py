@@ -114,3 +114,16 @@ def test_data_model_document_is_generated_from_the_schema() -> None:
     assert schema_markdown().strip() in doc, (
         "docs/data_model.md is stale: run `clm schema` and paste"
     )
+
+
+def test_a_demo_country_cannot_take_a_real_country_code() -> None:
+    import pytest
+
+    from clm_research.params import CountryParams
+
+    base = {"name": "x", "baseline_round": "2023Q1", "period": "2024Q4", "demo": {"seed": 1}}
+    CountryParams.model_validate({**base, "code": "XC"})
+    for real in ("KE", "ZA", "XK"):  # Kenya, South Africa, and XK (used for Kosovo)
+        with pytest.raises(ValueError, match="user-assigned code"):
+            CountryParams.model_validate({**base, "code": real})
+    CountryParams.model_validate({**base, "code": "KE", "demo": None})  # real data: any code
