@@ -15,7 +15,7 @@ export MPLBACKEND := Agg
 export OPENBLAS_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 
-.PHONY: browser help setup demo-data ingest validate indicators report test test-fast lint format lab bench clean clean-data
+.PHONY: browser help setup test-notebooks demo-data ingest validate indicators report test test-fast lint format lab bench clean clean-data
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -48,7 +48,12 @@ browser: ## install Debian's chromium for the report browser test (needs root or
 	bash .ci/install-browser.sh
 
 test: setup ## run the test suite (not the slow simulation studies: see `make bench`)
-	$(BIN)/python -m pytest -m "not slow" -n $(JOBS) --dist loadfile -q
+	$(BIN)/python -m pytest -m "not slow" -n $(JOBS) --dist loadgroup -q
+	$(MAKE) --no-print-directory test-notebooks
+
+test-notebooks: setup ## run the notebooks top to bottom under nbval (outputs are not compared)
+	sandbox=$$(mktemp -d) && CLM_DATA_DIR=$$sandbox/data CLM_REPORTS_DIR=$$sandbox/reports \
+	  $(BIN)/python -m pytest --nbval-lax -p no:xdist -q notebooks/study_design notebooks/evaluation
 
 lint: setup ## ruff lint and format check
 	$(BIN)/ruff check clm_research tests benchmarks
@@ -61,8 +66,13 @@ format: setup ## apply ruff formatting and safe fixes
 lab: setup ## open JupyterLab on the notebooks (study-design workshop: notebooks/study_design/)
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
-bench: setup ## benchmarks and simulation studies (slow; writes reports/bench/)
-	$(BIN)/python -m pytest -m slow -q
+$(VENV)/.bench-installed: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,dask,bench]'
+	touch $@
+
+bench: $(VENV)/.bench-installed ## benchmarks and simulation studies (slow; writes reports/bench/results.md)
+	$(BIN)/python benchmarks/run.py --cores $(JOBS)
+	$(BIN)/python -m pytest -m slow -q -p no:cacheprovider || [ $$? -eq 5 ]
 	$(BIN)/python benchmarks/simulation_study.py
 
 clean: ## remove generated reports and caches (keeps .venv and data)
