@@ -120,7 +120,18 @@ def enrich(name: str, frame: pd.DataFrame, facilities: pd.DataFrame | None) -> p
         fac = facilities[["facility_id", "region", "district", "type", "ownership", "clm_start"]]
         fac = fac.rename(columns={"type": "facility_type"})
         out = out.drop(columns=[c for c in fac.columns if c != "facility_id" and c in out])
-        out = out.merge(fac, on="facility_id", how="left", validate="many_to_one")
+        if not fac["facility_id"].is_unique:
+            from clm_research.errors import DataQualityError
+
+            dup = fac.loc[fac["facility_id"].duplicated(), "facility_id"].iloc[0]
+            raise DataQualityError(
+                f"facilities: facility_id {dup!r} appears twice (rule: duplicate_key); "
+                "each facility must be listed once"
+            )
+        # a positional lookup, not a merge: unknown facility ids get empty attributes
+        pos = pd.Index(fac["facility_id"]).get_indexer(out["facility_id"])
+        for col in fac.columns.drop("facility_id"):
+            out[col] = pd.Series(fac[col].array.take(pos, allow_fill=True), index=out.index)
         out["clm_arm"] = out["clm_start"].notna().map({True: "clm", False: "comparison"})
         when = _row_time(name, out)
         active = (when >= out["clm_start"]).astype("boolean")

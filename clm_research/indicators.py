@@ -159,29 +159,36 @@ class _Groups:
     Sums per group are ``np.bincount`` calls, far cheaper than a pandas groupby per sum.
     """
 
-    def __init__(self, frame: pd.DataFrame, keys: list[str]) -> None:
+    def __init__(
+        self, factors: list[tuple[np.ndarray, np.ndarray]], keys: list[str], n: int
+    ) -> None:
+        """``factors`` holds (codes, sorted uniques) of each key column, as ``pd.factorize``."""
         import numpy as np
         import pandas as pd
 
         self.keys = keys
-        n = len(frame)
         if not keys:
             self.codes = np.zeros(n, dtype=np.intp)
             self.index = pd.Index([0], name="_all")
             self.n = 1
             return
         combined = np.zeros(n, dtype=np.int64)
-        uniques = []
-        for k in keys:
-            codes, uniq = pd.factorize(frame[k], sort=True, use_na_sentinel=False)
+        radix = 1
+        for codes, uniq in factors:
             combined = combined * (len(uniq) + 1) + codes
-            uniques.append((codes, uniq))
-        group_values, self.codes = np.unique(combined, return_inverse=True)
-        self.codes = self.codes.astype(np.intp).ravel()
-        self.n = len(group_values)
+            radix *= len(uniq) + 1
+        if radix <= 8 * n + 1024:
+            # O(n): a presence table over the mixed-radix codes, numbered in key order
+            present = np.bincount(combined, minlength=radix) > 0
+            self.codes = (np.cumsum(present) - 1)[combined].astype(np.intp)
+            self.n = int(present.sum())
+        else:  # too many key combinations for a table: sort instead
+            group_values, inverse = np.unique(combined, return_inverse=True)
+            self.codes = inverse.astype(np.intp).ravel()
+            self.n = len(group_values)
         first = np.zeros(self.n, dtype=np.intp)
         first[self.codes[::-1]] = np.arange(n - 1, -1, -1)  # first row of each group
-        arrays = [np.asarray(uniq)[codes[first]] for codes, uniq in uniques]
+        arrays = [np.asarray(uniq)[codes[first]] for codes, uniq in factors]
         self.index = (
             pd.MultiIndex.from_arrays(arrays, names=keys)
             if len(keys) > 1
@@ -236,6 +243,7 @@ class _Context:
         self.by = list(by)
         self._frames: dict[str, pd.DataFrame] = {}
         self._groups: dict[tuple[str, tuple[str, ...]], _Groups] = {}
+        self._factors: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
         self._masks: dict[tuple[str, str | None], np.ndarray] = {}
 
     def frame(self, name: str) -> pd.DataFrame:
@@ -254,10 +262,22 @@ class _Context:
         frame = self.frame(name)
         return [c for c in self.by if c in frame.columns]
 
+    def factor(self, name: str, column: str) -> tuple[np.ndarray, np.ndarray]:
+        """Integer codes and sorted unique values of one column, computed once per call."""
+        import pandas as pd
+
+        key = (name, column)
+        if key not in self._factors:
+            self._factors[key] = pd.factorize(
+                self.frame(name)[column], sort=True, use_na_sentinel=False
+            )
+        return self._factors[key]
+
     def groups(self, name: str, keys: Sequence[str]) -> _Groups:
         key = (name, tuple(keys))
         if key not in self._groups:
-            self._groups[key] = _Groups(self.frame(name), list(keys))
+            factors = [self.factor(name, k) for k in keys]
+            self._groups[key] = _Groups(factors, list(keys), len(self.frame(name)))
         return self._groups[key]
 
     def mask(self, name: str, text: str | None) -> np.ndarray:
@@ -540,15 +560,17 @@ def _suppress(res: pd.DataFrame, keys: list[str], min_size: int) -> np.ndarray:
         return label
     codes = {k: pd.factorize(res[k], use_na_sentinel=False)[0] for k in keys}
     split = [k for k in keys if codes[k].max(initial=0) > 0]
+    margins: dict[str, np.ndarray] = {}  # for each dimension, the margin of every cell
+    for dim in split:
+        combined = np.zeros(len(res), dtype=np.int64)
+        for k in split:
+            if k != dim:
+                combined = combined * (int(codes[k].max()) + 1) + codes[k]
+        margins[dim] = np.unique(combined, return_inverse=True)[1].ravel()
     for _ in range(50):
         changed = False
         for dim in split:
-            others = [k for k in split if k != dim]
-            if others:
-                stacked = np.stack([codes[k] for k in others], axis=1)
-                margin = np.unique(stacked, axis=0, return_inverse=True)[1].ravel()
-            else:
-                margin = np.zeros(len(res), dtype=np.intp)
+            margin = margins[dim]
             sup = label != ""
             n_sup = np.bincount(margin, weights=sup)[margin]
             size = np.bincount(margin)[margin]
