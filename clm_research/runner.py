@@ -996,21 +996,27 @@ def _run_synthesis(
         sp = SynthesisParameters(countries=countries, period=the_period)
         (tmp / "tables").mkdir(parents=True)
         out = tmp / nb_path.name
+        km = _start_kernel(kernel, tmp)  # the countries' IPC kernel: no TCP port opened
         try:
             pm.execute_notebook(
                 str(nb_path),
                 str(out),
                 parameters=sp.model_dump(),
                 kernel_name=kernel,
-                cwd=str(tmp),
+                km=km,
+                engine_name=_register_engine(),
                 progress_bar=False,
                 request_save_on_cell_execute=False,
+                log_output=False,
+                start_timeout=120,
             )
         except PapermillExecutionError as e:
             result.failure = NotebookFailure(
                 nb_path.stem, e.cell_index, e.exec_count, e.ename, str(e.evalue)[:500]
             )
             raise
+        finally:
+            _stop_kernel(km)
         from clm_research.report_html import write_report
 
         write_report(
