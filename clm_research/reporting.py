@@ -246,36 +246,9 @@ def effect_panel(country: str, indicator_id: str) -> pd.DataFrame | None:
     facility × month sums. ``None`` when the indicator has no comparison design (checklist
     observations exist only at CLM facilities; organisations, outreach and issues neither).
     """
-    import pandas as pd
+    from clm_research.planned import indicator_panel  # one panel builder for both reports
 
-    from clm_research.derived import enrich
-    from clm_research.evaluation.did import facility_panel
-
-    ind = _framework(country).indicator(indicator_id)
-    tables = country_tables(country)
-    fac = tables["facilities"]
-    if ind.dataset == "routine" and ind.numerator_sum and not ind.denominator_dataset:
-        routine = enrich("routine", tables["routine"], fac)
-        if ind.denominator:
-            from clm_research.expressions import evaluate, parse
-
-            routine = routine[evaluate(parse(ind.denominator), routine)]
-        return facility_panel(routine, fac, ind.numerator_sum, ind.denominator_sum, time="period")
-    # Observations exist only where monitors visit (CLM facilities): no comparison group.
-    if ind.dataset != "interviews":
-        return None
-    frame = enrich(ind.dataset, tables[ind.dataset], fac)
-    got = _row_outcome(ind, frame)
-    if got is None:
-        return None
-    scope, value = got
-    d = pd.DataFrame({"facility_id": frame["facility_id"], "round": frame["round"], "v": value})[
-        scope
-    ]
-    agg = "median" if ind.type == "median" else "mean"
-    g = d.groupby(["facility_id", "round"], sort=True)["v"].agg([agg, "size"]).reset_index()
-    g = g.rename(columns={agg: "value", "size": "rows"})
-    return facility_panel(g, fac, "value", None, time="round")
+    return indicator_panel(_framework(country), country_tables(country), indicator_id)
 
 
 @cache
