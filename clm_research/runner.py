@@ -438,6 +438,24 @@ def _start_kernel(name: str, cwd: Path) -> Any:
     return km
 
 
+def _execute(nb_path: Path, out: Path, parameters: dict[str, Any], kernel: str, km: Any) -> None:
+    """Execute one notebook with papermill on an already started kernel ``km``."""
+    import papermill as pm
+
+    pm.execute_notebook(
+        str(nb_path),
+        str(out),
+        parameters=parameters,
+        kernel_name=kernel,
+        km=km,
+        engine_name=_register_engine(),
+        progress_bar=False,
+        request_save_on_cell_execute=False,
+        log_output=False,
+        start_timeout=120,
+    )
+
+
 def _stop_kernel(km: Any) -> None:
     from jupyter_core.utils import run_sync
 
@@ -656,7 +674,6 @@ def run_country(task: CountryTask) -> CountryResult:
         stages["kernel_start"] = time.perf_counter() - t
 
         import nbformat
-        import papermill as pm
         from papermill.exceptions import PapermillExecutionError
         from tqdm.auto import tqdm
 
@@ -678,18 +695,7 @@ def run_country(task: CountryTask) -> CountryResult:
                 out = tmp / "notebooks" / nb_path.name
                 t = time.perf_counter()
                 try:
-                    pm.execute_notebook(
-                        str(nb_path),
-                        str(out),
-                        parameters=dict(task.parameters),
-                        kernel_name=task.kernel,
-                        km=km,
-                        engine_name=_register_engine(),
-                        progress_bar=False,
-                        request_save_on_cell_execute=False,
-                        log_output=False,
-                        start_timeout=120,
-                    )
+                    _execute(nb_path, out, dict(task.parameters), task.kernel, km)
                 except PapermillExecutionError as e:
                     result.failure = NotebookFailure(
                         notebook=nb_path.stem,
@@ -989,7 +995,6 @@ def _run_synthesis(
     tmp = out_dir / f".tmp-{the_period}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     try:
         import nbformat
-        import papermill as pm
         from papermill.exceptions import PapermillExecutionError
 
         check_notebook_parameters(nb_path, SynthesisParameters)
@@ -998,18 +1003,7 @@ def _run_synthesis(
         out = tmp / nb_path.name
         km = _start_kernel(kernel, tmp)  # the countries' IPC kernel: no TCP port opened
         try:
-            pm.execute_notebook(
-                str(nb_path),
-                str(out),
-                parameters=sp.model_dump(),
-                kernel_name=kernel,
-                km=km,
-                engine_name=_register_engine(),
-                progress_bar=False,
-                request_save_on_cell_execute=False,
-                log_output=False,
-                start_timeout=120,
-            )
+            _execute(nb_path, out, sp.model_dump(), kernel, km)
         except PapermillExecutionError as e:
             result.failure = NotebookFailure(
                 nb_path.stem, e.cell_index, e.exec_count, e.ename, str(e.evalue)[:500]
