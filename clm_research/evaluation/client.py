@@ -23,6 +23,7 @@ from clm_research.evaluation._results import (
     EvaluationResult,
     fit_guard,
     new_axes,
+    numeric_column,
     require_columns,
 )
 
@@ -82,20 +83,6 @@ def add_clm_exposure(
     return out
 
 
-def _as_float_outcome(df: pd.DataFrame, outcome: str, what: str) -> pd.Series:
-    s = df[outcome]
-    if isinstance(s.dtype, pd.BooleanDtype) or s.dtype == bool:
-        return s.astype("Float64").astype(float)
-    out = pd.to_numeric(s, errors="coerce").astype(float)
-    bad = out.isna() & s.notna()
-    if bad.any():
-        row = bad.idxmax()
-        raise EvaluationError(
-            f"{what}: outcome {outcome!r} row {row!r} is not a number: {s.loc[row]!r}"
-        )
-    return out
-
-
 def _formula_terms(df: pd.DataFrame, columns: Sequence[str]) -> list[str]:
     terms = []
     for c in columns:
@@ -119,8 +106,8 @@ def _prepare(
 ) -> tuple[pd.DataFrame, list[str], int]:
     require_columns(interviews, [outcome, exposure, cluster, *covariates], what)
     df = interviews[[outcome, exposure, cluster, *covariates]].copy()
-    df[outcome] = _as_float_outcome(df, outcome, what)
-    df[exposure] = _as_float_outcome(df, exposure, what)
+    df[outcome] = numeric_column(df, outcome, what)
+    df[exposure] = numeric_column(df, exposure, what)
     for c in covariates:
         if isinstance(df[c].dtype, pd.BooleanDtype):
             df[c] = df[c].astype("Float64").astype(float)
