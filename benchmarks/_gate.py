@@ -36,7 +36,7 @@ def ensure_staged(cache: Path, facilities: int, per_round: int) -> tuple[dict[st
             return pickle.load(f), {"cached": True}
     os.environ["CLM_DATA_DIR"] = str(cache / f"gate-data-{facilities}x{per_round}")
     from clm_research.demo import write_demo
-    from clm_research.ingest.pipeline import stage_country
+    from clm_research.ingest.staging import stage_country
 
     info: dict[str, Any] = {"cached": False}
     t = time.perf_counter()

@@ -33,7 +33,7 @@ from _timing import loglog_slope, machine, ratio, summary, time_command  # noqa:
 
 SECTIONS = ("startup", "engine", "gate", "country", "many")
 
-#: Targets of issue 7: (figure, comparison, limit).
+#: Performance targets: (figure, comparison, limit).
 TARGETS: dict[str, tuple[str, float]] = {
     "startup_import_vs_pandas": ("<=", 1.5),
     "startup_framework_vs_pandas": ("<=", 1.5),
@@ -214,7 +214,7 @@ def bench_country(cache: Path, quick: bool) -> dict[str, Any]:
 
 _MANY_SCRIPT = r"""
 import json, sys, time
-from clm_research.runner import run_countries
+from clm_research.run.many import run_countries
 codes, jobs, scheduler = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3] or None
 cluster = None
 t0 = time.perf_counter()

@@ -211,8 +211,8 @@ def run(
 
 
 def demo_draw_factory() -> Callable:
+    from clm_research.config.country import load_country
     from clm_research.demo import generate_country
-    from clm_research.params import load_country
 
     base = load_country("XA")
 

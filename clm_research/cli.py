@@ -21,8 +21,8 @@ SCALES: dict[str, tuple[int | None, int | None]] = {
 
 
 def _countries(args: argparse.Namespace, demo_only: bool = False) -> list[str]:
+    from clm_research.config.country import list_countries, load_country
     from clm_research.errors import ParamsError
-    from clm_research.params import list_countries, load_country
 
     known = list_countries()
     if getattr(args, "all", False) or not args.countries:
@@ -68,19 +68,19 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    from clm_research.ingest.pipeline import cli_ingest
+    from clm_research.pipeline import cli_ingest
 
     return cli_ingest(_countries(args))
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from clm_research.quality.gate import cli_validate
+    from clm_research.pipeline import cli_validate
 
     return cli_validate(_countries(args), args.max_share)
 
 
 def _cmd_indicators(args: argparse.Namespace) -> int:
-    from clm_research.reports_tables import write_indicator_tables
+    from clm_research.report.indicator_tables import write_indicator_tables
 
     for code in _countries(args):
         paths = write_indicator_tables(code, by_sets=args.by, ci=args.ci)
@@ -90,7 +90,7 @@ def _cmd_indicators(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from clm_research.runner import cli_run
+    from clm_research.run.many import cli_run
 
     return cli_run(args)
 
@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ci", choices=("wilson", "cluster"), default="cluster", help="interval method")
     p.set_defaults(func=_cmd_indicators)
 
-    from clm_research.runner import add_run_arguments  # one definition of run's options
+    from clm_research.run.many import add_run_arguments  # one definition of run's options
 
     p = sub.add_parser("run", help="run the country evaluation reports (papermill)")
     add_run_arguments(p)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clm_research.params import CountryParams, DemoSpec, list_countries, load_country
+from clm_research.config.country import CountryParams, DemoSpec, list_countries, load_country
 from clm_research.paths import raw_dir
 from clm_research.schema import ISSUE_CATEGORIES
 

@@ -3,9 +3,9 @@
 Facility-linked datasets gain the facility's region, district, type, ownership and CLM status
 (``clm_arm``: ``clm`` or ``comparison``; ``clm_active``: the row falls on or after the
 facility's ``clm_start``). Monthly datasets gain the quarter ``round``. Organisations gain
-``community_led``: the UNAIDS definition (seed 001) in its simplest reading — a majority of
-governance, leadership and staff from the constituency (where reported), a transparent
-accountability mechanism and an agenda set by the constituency.
+``community_led``: the UNAIDS definition as assessed criterion by criterion in
+:func:`community_led_criteria` — no criterion failed, with the accountability mechanism and the
+constituency's own agenda both reported and met (a role nobody reported does not count against).
 
 These columns can be used in framework filters and as disaggregations, exactly like the
 canonical ones; :func:`dataset_table` exposes them to the framework validator.
@@ -16,12 +16,20 @@ from __future__ import annotations
 from functools import cache
 from typing import TYPE_CHECKING
 
+from clm_research.periods import months_to_rounds, rounds_start
 from clm_research.schema import TABLES, Column, Table
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DERIVED_COLUMNS", "dataset_table", "enrich", "period_to_round", "round_start"]
+__all__ = [
+    "DERIVED_COLUMNS",
+    "COMMUNITY_LED_ROLES",
+    "COMMUNITY_LED_CRITERIA",
+    "community_led_criteria",
+    "dataset_table",
+    "enrich",
+]
 
 _FACILITY_COLUMNS: tuple[Column, ...] = (
     Column("region", "string", "Region of the facility"),
@@ -60,8 +68,79 @@ DERIVED_COLUMNS: dict[str, tuple[Column, ...]] = {
     ),
 }
 
-#: Roles whose majority must come from the constituency for ``community_led``.
-COMMUNITY_LED_ROLES: tuple[str, ...] = ("governance", "leadership", "staff")
+#: Roles whose majority must come from the constituency (``<role>_total`` and
+#: ``<role>_constituency``): the UNAIDS and Stop AIDS Alliance definition of community-led
+#: organisations names governance, leadership, staff, spokespeople, membership and volunteers.
+COMMUNITY_LED_ROLES: tuple[str, ...] = (
+    "governance",
+    "leadership",
+    "staff",
+    "spokespeople",
+    "members",
+    "volunteers",
+)
+#: Every criterion of the definition, in report order.
+COMMUNITY_LED_CRITERIA: tuple[str, ...] = (
+    *(f"majority_{r}" for r in COMMUNITY_LED_ROLES),
+    "accountability_mechanism",
+    "autonomy_agenda",
+    "autonomy_funding",
+)
+
+
+def community_led_criteria(
+    organisations: pd.DataFrame, *, majority: float = 0.5, funding_threshold: float | None = None
+) -> pd.DataFrame:
+    """Each organisation's status on each community-led criterion (the one rule, vectorised).
+
+    Parameters
+    ----------
+    organisations
+        Canonical ``organisations`` rows.
+    majority
+        A role meets its criterion when constituency / total is strictly above this share.
+    funding_threshold
+        When given, ``autonomy_funding`` is met if government + donor share ≤ this value; by
+        default funding is "for information" only: the definition asks for autonomy from
+        funders' *agendas*, not for a funding source.
+
+    Returns
+    -------
+    DataFrame
+        Same index, one column per :data:`COMMUNITY_LED_CRITERIA`, each ``"meets"``,
+        ``"does not meet"``, ``"not reported"`` or ``"for information"``. A role with nobody in
+        it (total 0) or without counts is "not reported"; a missing yes/no is "not reported".
+    """
+    import numpy as np
+    import pandas as pd
+
+    out = pd.DataFrame(index=organisations.index)
+    for role in COMMUNITY_LED_ROLES:
+        total = pd.to_numeric(organisations[f"{role}_total"], errors="coerce").astype(float)
+        const = pd.to_numeric(organisations[f"{role}_constituency"], errors="coerce").astype(float)
+        known = total.notna() & const.notna() & (total > 0)
+        met = const > majority * total
+        out[f"majority_{role}"] = np.where(
+            ~known, "not reported", np.where(met, "meets", "does not meet")
+        )
+    for criterion, column in (
+        ("accountability_mechanism", "accountability_mechanism"),
+        ("autonomy_agenda", "agenda_set_by_constituency"),
+    ):
+        flag = organisations[column].astype("boolean")
+        out[criterion] = np.where(
+            flag.isna(), "not reported", np.where(flag.fillna(False), "meets", "does not meet")
+        )
+    gov = pd.to_numeric(organisations["funding_government_share"], errors="coerce")
+    don = pd.to_numeric(organisations["funding_donor_share"], errors="coerce")
+    known = gov.notna() & don.notna()
+    if funding_threshold is None:
+        funding = np.where(known, "for information", "not reported")
+    else:
+        ok = (gov + don) <= funding_threshold
+        funding = np.where(~known, "not reported", np.where(ok, "meets", "does not meet"))
+    out["autonomy_funding"] = funding
+    return out
 
 
 @cache
@@ -80,29 +159,13 @@ def dataset_table(name: str) -> Table:
     )
 
 
-def period_to_round(period: pd.Series) -> pd.Series:
-    """Map months ``YYYY-MM`` to quarters ``YYYYQn``."""
-    year = period.str.slice(0, 4)
-    quarter = ((period.str.slice(5, 7).astype(int) - 1) // 3 + 1).astype(str)
-    return year + "Q" + quarter
-
-
-def round_start(rounds: pd.Series) -> pd.Series:
-    """First day of each quarter ``YYYYQn``."""
-    import pandas as pd
-
-    year = rounds.str.slice(0, 4).astype(int)
-    month = (rounds.str.slice(5, 6).astype(int) - 1) * 3 + 1
-    return pd.to_datetime({"year": year, "month": month, "day": 1})
-
-
 def _row_time(name: str, frame: pd.DataFrame) -> pd.Series:
     import pandas as pd
 
     if name == "routine":
         return pd.to_datetime(frame["period"] + "-01")
     if name == "observations":
-        start = round_start(frame["round"])
+        start = rounds_start(frame["round"])
         return frame["date"].fillna(start) if "date" in frame else start
     return frame[TABLES[name].time_column]
 
@@ -113,7 +176,7 @@ def enrich(name: str, frame: pd.DataFrame, facilities: pd.DataFrame | None) -> p
 
     out = frame.copy()
     if name in ("routine", "outreach") and "period" in out:
-        out["round"] = period_to_round(out["period"].astype("string"))
+        out["round"] = months_to_rounds(out["period"])
     if name == "facilities":
         out["clm_arm"] = out["clm_start"].notna().map({True: "clm", False: "comparison"})
     elif facilities is not None and "facility_id" in out and name in DERIVED_COLUMNS:
@@ -138,12 +201,9 @@ def enrich(name: str, frame: pd.DataFrame, facilities: pd.DataFrame | None) -> p
         out["clm_active"] = active.fillna(False)
         out = out.drop(columns=["clm_start"])
     if name == "organisations":
-        ok = pd.Series(True, index=out.index, dtype="boolean")
-        for role in COMMUNITY_LED_ROLES:
-            total, constituency = out[f"{role}_total"], out[f"{role}_constituency"]
-            majority = (2 * constituency > total).astype("boolean")
-            ok &= majority.mask(total.isna() | (total == 0), True)
-        ok &= out["accountability_mechanism"].astype("boolean").fillna(False)
-        ok &= out["agenda_set_by_constituency"].astype("boolean").fillna(False)
-        out["community_led"] = ok.fillna(False)
+        status = community_led_criteria(out)
+        ok = (status != "does not meet").all(axis=1)
+        ok &= status["accountability_mechanism"] == "meets"
+        ok &= status["autonomy_agenda"] == "meets"
+        out["community_led"] = ok.astype("boolean")
     return out

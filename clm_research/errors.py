@@ -5,7 +5,14 @@ The CLI prints the message of a :class:`CLMError` without a traceback and exits 
 
 from __future__ import annotations
 
-__all__ = ["CLMError", "FrameworkError", "ParamsError", "DataQualityError", "IngestError"]
+__all__ = [
+    "CLMError",
+    "FrameworkError",
+    "ParamsError",
+    "DataQualityError",
+    "IngestError",
+    "OutputError",
+]
 
 
 class CLMError(Exception):
@@ -26,3 +33,7 @@ class DataQualityError(CLMError):
 
 class IngestError(CLMError):
     """An export cannot be read or mapped to the canonical model."""
+
+
+class OutputError(CLMError):
+    """An output could not be written (disk full, read-only folder, permissions); nothing changed."""

@@ -13,13 +13,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from clm_research.config.loader import read_yaml
 from clm_research.derived import dataset_table
 from clm_research.errors import FrameworkError
 from clm_research.expressions import ExpressionError, check_against_table, columns, parse
-from clm_research.paths import framework_path
+from clm_research.paths import display_path, framework_path
 from clm_research.schema import TABLES
 
 __all__ = [
@@ -370,12 +370,7 @@ def parse_framework(
 
 
 def _read_yaml(path: Path) -> Any:
-    if not path.is_file():
-        raise FrameworkError(f"framework file not found: {path}")
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise FrameworkError(f"{path}: not valid YAML: {e}") from None
+    return read_yaml(path, what="framework file", error=FrameworkError)
 
 
 @cache
@@ -384,12 +379,14 @@ def _load(path: Path, mtime: float, country: str | None, country_mtime: float) -
     changes = None
     country_src = "<country>"
     if country is not None:
-        from clm_research.params import load_country
+        from clm_research.config.country import load_country
 
         params = load_country(country)
         changes = params.framework.model_dump()
         country_src = f"params/countries/{country}.yaml"
-    return parse_framework(data, source=str(path), changes=changes, changes_source=country_src)
+    return parse_framework(
+        data, source=display_path(path), changes=changes, changes_source=country_src
+    )
 
 
 def load_framework(country: str | None = None, path: Path | None = None) -> Framework:

@@ -20,6 +20,7 @@ __all__ = [
     "quarantine_dir",
     "reports_dir",
     "country_report_dir",
+    "display_path",
 ]
 
 
@@ -85,3 +86,21 @@ def country_report_dir(country: str, period: str | None = None) -> Path:
     """``reports/<country>/[<period>/]``: one country's report folder."""
     base = reports_dir() / country
     return base / period if period else base
+
+
+def display_path(path: str | Path) -> str:
+    """``path`` as shown to people and written into artefacts: relative to the project root.
+
+    Reports, status files and messages never carry the machine's absolute folder names (they
+    reveal user names and break when a project folder is copied). A path outside the project is
+    shown relative to the current folder when it is below it, else by its file name.
+    """
+    p = Path(path)
+    if not p.is_absolute():
+        return p.as_posix()
+    for base in (project_root(), Path.cwd()):
+        try:
+            return p.resolve().relative_to(base.resolve()).as_posix()
+        except ValueError:
+            continue
+    return p.name

@@ -14,15 +14,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from clm_research.config.loader import load_model
 from clm_research.errors import ParamsError
-from clm_research.params import format_validation_error
 from clm_research.paths import params_dir
 
 __all__ = [
     "DESIGNS",
     "COMPARISON_GROUPS",
+    "ESTIMATORS",
+    "ESTIMATORS_BY_DESIGN",
+    "ITS_FAMILIES",
     "AnalysisPlan",
     "plans_dir",
     "plan_path",
@@ -41,6 +44,46 @@ COMPARISON_GROUPS: tuple[str, ...] = (
     "not_yet_monitored",  # staggered roll-out: later waves serve as controls until they start
     "randomised_control",  # cluster RCT control arm
 )
+
+#: Estimators a plan can name, each with what it runs (the plan's ``model`` text only describes).
+ESTIMATORS: dict[str, str] = {
+    "callaway_santanna": "Callaway & Sant'Anna (2021) difference-in-differences, errors clustered "
+    "by facility",
+    "twfe": "two-way fixed effects (facility and period), errors clustered by facility",
+    "event_study": "two-way fixed-effects event study (leads and lags of CLM start), errors "
+    "clustered by facility",
+    "gee": "client-level GEE (exchangeable correlation within facility, Mancl–DeRouen errors), "
+    "round and CLM-facility terms",
+    "its": "segmented regression of the first CLM wave's series (level and slope change at the "
+    "start of CLM)",
+    "controlled_its": "controlled interrupted time series: the first CLM wave's series against "
+    "the never-monitored facilities' series",
+    "pre_post": "facility-level change from the first to the last round (t-interval; minus the "
+    "comparison facilities' change when there are any)",
+    "two_group": "facility-level means in the last round, CLM vs randomised control (Welch "
+    "t-interval)",
+}
+#: Which estimators fit which design.
+ESTIMATORS_BY_DESIGN: dict[str, tuple[str, ...]] = {
+    "did": ("callaway_santanna", "twfe", "event_study", "gee"),
+    "stepped_wedge": ("twfe", "callaway_santanna", "event_study", "gee"),
+    "its": ("its", "controlled_its"),
+    "pre_post": ("pre_post",),
+    "cluster_rct": ("two_group", "gee"),
+}
+#: Families of an interrupted time series (empty: chosen from the indicator's type).
+ITS_FAMILIES: tuple[str, ...] = ("quasipoisson", "poisson", "negbin", "ols")
+
+Estimator = Literal[
+    "callaway_santanna",
+    "twfe",
+    "event_study",
+    "gee",
+    "its",
+    "controlled_its",
+    "pre_post",
+    "two_group",
+]
 
 _ROUND = re.compile(r"^\d{4}Q[1-4]$")
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -63,9 +106,17 @@ class AnalysisPlan(BaseModel):
         ``none``, ``never_monitored``, ``not_yet_monitored`` or ``randomised_control``.
     first_round, last_round
         Time window of the analysis (rounds such as ``2023Q1``).
+    estimator
+        The estimator run, one of :data:`ESTIMATORS` that fits the design
+        (:data:`ESTIMATORS_BY_DESIGN`); validated when the plan is loaded.
     model
-        The statistical model, stated in advance (e.g. "two-way fixed effects, errors
-        clustered by facility").
+        The statistical model in words, stated in advance (e.g. "two-way fixed effects, errors
+        clustered by facility"); a description for readers, never parsed.
+    its_family, harmonics
+        For interrupted time series: the family (``quasipoisson``, ``poisson``, ``negbin``,
+        ``ols``; default from the indicator: counts and proportions quasi-Poisson, means OLS)
+        and the number of sine/cosine pairs for seasonality (default 2 for monthly series,
+        none for rounds).
     alpha
         Two-sided significance level.
     minimum_detectable_effect
@@ -88,7 +139,10 @@ class AnalysisPlan(BaseModel):
     comparison_group: Literal["none", "never_monitored", "not_yet_monitored", "randomised_control"]
     first_round: str
     last_round: str
-    model: str = Field(min_length=3)
+    estimator: Estimator = Field(description="The estimator run (see ESTIMATORS)")
+    model: str = Field(min_length=3, description="The model in words (not parsed)")
+    its_family: Literal["quasipoisson", "poisson", "negbin", "ols"] | None = None
+    harmonics: int | None = Field(None, ge=0, le=6)
     alpha: float = Field(0.05, gt=0, lt=0.5)
     minimum_detectable_effect: float
     power: float = Field(0.8, gt=0, lt=1)
@@ -151,6 +205,21 @@ class AnalysisPlan(BaseModel):
             raise ValueError(f"design {self.design!r} needs a comparison group")
         if self.design == "cluster_rct" and self.comparison_group != "randomised_control":
             raise ValueError("a cluster RCT compares with its randomised_control arm")
+        allowed = ESTIMATORS_BY_DESIGN[self.design]
+        if self.estimator not in allowed:
+            raise ValueError(
+                f"estimator {self.estimator!r} does not fit design {self.design!r}; "
+                f"use one of {', '.join(allowed)}"
+            )
+        if self.estimator == "its" and self.comparison_group != "none":
+            raise ValueError(
+                "estimator 'its' has no comparison series: use comparison_group 'none', or "
+                "estimator 'controlled_its' with 'never_monitored'"
+            )
+        if self.estimator == "controlled_its" and self.comparison_group != "never_monitored":
+            raise ValueError("estimator 'controlled_its' compares with 'never_monitored'")
+        if (self.its_family is not None or self.harmonics is not None) and self.design != "its":
+            raise ValueError("its_family and harmonics apply only to design 'its'")
         return self
 
     @property
@@ -177,8 +246,8 @@ def validate_indicators(plan: AnalysisPlan, source: str = "plan") -> None:
     ParamsError
         Naming the file (``source``), the field and the unknown id.
     """
+    from clm_research.config.country import list_countries
     from clm_research.framework import load_framework
-    from clm_research.params import list_countries
 
     known_countries = list_countries()
     for country in plan.countries:
@@ -236,16 +305,7 @@ def load_plan(path_or_study: str | Path, *, check_framework: bool = True) -> Ana
     if not p.is_file():
         known = sorted(x.stem for x in p.parent.glob("*.yaml")) if p.parent.is_dir() else []
         raise ParamsError(f"no analysis plan at {p}; known plans: {', '.join(known) or 'none'}")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ParamsError(f"{p}: not valid YAML: {e}") from None
-    if not isinstance(raw, dict):
-        raise ParamsError(f"{p}: expected a mapping of plan fields at the top level")
-    try:
-        plan = AnalysisPlan.model_validate(raw)
-    except ValidationError as e:
-        raise ParamsError(format_validation_error(e, str(p))) from None
+    plan = load_model(p, AnalysisPlan, what="analysis plan")
     if check_framework:
         validate_indicators(plan, str(p))
     return plan
@@ -295,7 +355,8 @@ def check_deviations(plan: AnalysisPlan, run_config: Any) -> list[str]:
     --------
     >>> plan = AnalysisPlan(study_id="demo", question="Does CLM shorten waiting times?",
     ...     design="did", primary_indicator="wait_time_median", comparison_group="never_monitored",
-    ...     first_round="2023Q1", last_round="2024Q4", model="two-way fixed effects",
+    ...     first_round="2023Q1", last_round="2024Q4", estimator="twfe",
+    ...     model="two-way fixed effects",
     ...     minimum_detectable_effect=-10, countries=("XA",))
     >>> check_deviations(plan, {"design": "did", "last_round": "2024Q3"})
     ["last_round: planned '2024Q4', run used '2024Q3'"]

@@ -53,7 +53,7 @@ ROUND_PATTERN = r"^\d{4}Q[1-4]$"
 #: Reporting month of routine and outreach data, e.g. ``2024-03``.
 MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 
-#: Columns that raw exports may carry and that must never pass ingestion (DOMAIN.md section 7).
+#: Columns that raw exports may carry and that must never pass ingestion (UNAIDS, Guidelines on protecting the confidentiality and security of HIV information, 2007).
 PERSONAL_DATA_COLUMNS: tuple[str, ...] = (
     "client_name",
     "phone_number",

@@ -7,6 +7,7 @@ the data model are not carried into canonical tables.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,24 +16,38 @@ from clm_research.paths import processed_dir
 from clm_research.schema import TABLES, Table
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
-__all__ = ["coerce", "read_country", "write_tables", "empty_table", "pandas_dtype"]
+__all__ = [
+    "CANONICAL_DTYPES",
+    "TRUE_TEXT",
+    "FALSE_TEXT",
+    "coerce",
+    "read_country",
+    "write_tables",
+    "empty_table",
+    "pandas_dtype",
+    "StagedTable",
+]
 
-_TRUE = {"true", "1", "yes", "y", "t"}
-_FALSE = {"false", "0", "no", "n", "f"}
+#: The pandas dtype each logical type of the data model is stored in.
+CANONICAL_DTYPES: dict[str, str] = {
+    "string": "string",
+    "category": "string",
+    "integer": "Int64",
+    "float": "float64",
+    "boolean": "boolean",
+    "date": "datetime64[ns]",
+}
+#: Texts read as yes / no in boolean columns (compared after stripping, lower case).
+TRUE_TEXT: frozenset[str] = frozenset({"true", "1", "yes", "y", "t"})
+FALSE_TEXT: frozenset[str] = frozenset({"false", "0", "no", "n", "f"})
 
 
 def pandas_dtype(dtype: str) -> str:
     """The pandas dtype used for a data-model type."""
-    return {
-        "string": "string",
-        "category": "string",
-        "integer": "Int64",
-        "float": "float64",
-        "boolean": "boolean",
-        "date": "datetime64[ns]",
-    }[dtype]
+    return CANONICAL_DTYPES[dtype]
 
 
 def _to_boolean(s: pd.Series, where: str) -> pd.Series:
@@ -47,8 +62,8 @@ def _to_boolean(s: pd.Series, where: str) -> pd.Series:
         return s.astype("boolean")
     text = s.astype("string").str.strip().str.lower()
     out = pd.Series(pd.NA, index=s.index, dtype="boolean")
-    out[text.isin(_TRUE).fillna(False)] = True
-    out[text.isin(_FALSE).fillna(False)] = False
+    out[text.isin(TRUE_TEXT).fillna(False)] = True
+    out[text.isin(FALSE_TEXT).fillna(False)] = False
     bad = text.notna() & (text != "") & out.isna()
     if bad.any():
         raise DataQualityError(
@@ -162,3 +177,33 @@ def read_country(country: str, folder: Path | None = None) -> dict[str, pd.DataF
             )
         frames[name] = coerce(pd.read_parquet(path), name, source=str(path))
     return frames
+
+
+@dataclass
+class StagedTable:
+    """A canonical table before the gate: typed cells plus what ingestion already found wrong.
+
+    Attributes
+    ----------
+    name
+        Canonical table name.
+    frame
+        Canonical columns in canonical dtypes (cells that could not be read are missing).
+    source_file, source_row
+        Where each row came from (spreadsheet row numbers: the header is row 1).
+    prefailed
+        ``"rule:column"`` -> mask of failures found while reading (``type``, duplicate
+        submissions, short rows).
+    raw_values
+        Text of the cells that failed ``type`` (``"age='abc'"``), for the quarantine.
+    """
+
+    name: str
+    frame: pd.DataFrame
+    source_file: np.ndarray
+    source_row: np.ndarray
+    prefailed: dict[str, np.ndarray] = field(default_factory=dict)
+    raw_values: pd.Series | None = None
+
+    def __len__(self) -> int:
+        return len(self.frame)

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from clm_research.ingest.mapping import ColumnSpec, Mapping, TableSpec
-from clm_research.quality.gate import GateReport, validate_country
+from clm_research.pipeline import validate_country
+from clm_research.quality.gate import GateReport
 
 BAD = Path(__file__).parent / "data" / "bad"
 DHIS2_ELEMENTS = {
@@ -191,7 +192,7 @@ def test_excel_error_cells() -> None:
 
 
 def test_extra_columns_are_reported_not_lost() -> None:
-    from clm_research.ingest.pipeline import stage_country
+    from clm_research.ingest.staging import stage_country
 
     mp = Mapping(country="XT", tables={"interviews": TableSpec(files=["extra_columns.csv"])})
     _, inputs, errors, _ = stage_country("XT", mp, BAD)
@@ -282,7 +283,7 @@ def test_kobo_export() -> None:
 
 
 def test_odk_export() -> None:
-    from clm_research.ingest.pipeline import stage_country
+    from clm_research.ingest.staging import stage_country
 
     cols = {
         "interview_id": "KEY",
@@ -308,7 +309,7 @@ def test_odk_export() -> None:
 
 @pytest.mark.parametrize("name", ["kobo_export.csv"])
 def test_kobo_enumerator_is_personal(name: str) -> None:
-    from clm_research.ingest.pipeline import stage_country
+    from clm_research.ingest.staging import stage_country
 
     mp = Mapping(
         country="XT",

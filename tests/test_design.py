@@ -42,7 +42,7 @@ def test_classic_cluster_survey_769() -> None:
 
 
 def test_design_effect_domain_example() -> None:
-    # DOMAIN.md s6: 100 interviews per clinic at ICC 0.05 gives DE ≈ 6: 1 + 99 · 0.05 = 5.95.
+    # 100 interviews per clinic at ICC 0.05 gives DE ≈ 6: 1 + 99 · 0.05 = 5.95.
     assert d.design_effect(100, 0.05) == pytest.approx(5.95)
     assert round(d.design_effect(100, 0.05)) == 6
 

@@ -24,7 +24,7 @@ KENYA_MAPPING = Path(__file__).parent / "data" / "mappings" / "kenya_client_surv
 def demo_env(tmp_path_factory: pytest.TempPathFactory):
     """XA demo written to a temporary data folder and ingested once (no GX)."""
     from clm_research.demo import write_demo
-    from clm_research.ingest.pipeline import ingest_country
+    from clm_research.pipeline import ingest_country
 
     root = tmp_path_factory.mktemp("clm")
     mp = pytest.MonkeyPatch()
@@ -124,7 +124,7 @@ def test_no_personal_data_after_ingestion(demo_env) -> None:
 @pytest.mark.reference
 @pytest.mark.skipif(not KENYA.is_file(), reason=f"reference export absent: {KENYA}")
 def test_kenya_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from clm_research.ingest.pipeline import ingest_country
+    from clm_research.pipeline import ingest_country
 
     monkeypatch.setenv("CLM_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("CLM_REPORTS_DIR", str(tmp_path / "reports"))
@@ -205,7 +205,7 @@ def test_kenya_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_cli_ingest(demo_env, capsys: pytest.CaptureFixture[str]) -> None:
-    from clm_research.ingest.pipeline import cli_ingest
+    from clm_research.pipeline import cli_ingest
 
     assert cli_ingest(["XA"]) == 0
     out = capsys.readouterr().out
@@ -218,7 +218,7 @@ def test_pseudonymised_ids_are_keyed(tmp_path: Path, monkeypatch: pytest.MonkeyP
     import hmac
 
     from clm_research.ingest.mapping import Mapping, PersonalSpec, TableSpec
-    from clm_research.ingest.pipeline import stage_country
+    from clm_research.ingest.staging import stage_country
 
     bad = Path(__file__).parent / "data" / "bad"
     mp = Mapping(

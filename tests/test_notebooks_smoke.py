@@ -11,9 +11,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from clm_research.params import NotebookParameters, SynthesisParameters
+from clm_research.config.country import NotebookParameters, SynthesisParameters
 from clm_research.paths import project_root
-from clm_research.runner import RunSummary, evaluation_notebooks, parameters_cell_names
+from clm_research.run.many import RunSummary
+from clm_research.run.notebooks import evaluation_notebooks, parameters_cell_names
 
 #: Small demo countries keep the whole pipeline (demo data → gate → notebooks) near a minute.
 SMALL = {"facilities": 30, "interviews_per_round": 20}
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.xdist_group("pipeline")
 def pipeline_run() -> tuple[Path, RunSummary]:
     """Generate small demo data and run every country once (jobs=2); shared by several tests."""
     from clm_research.demo import demo_countries, write_demo
-    from clm_research.runner import run_countries
+    from clm_research.run.many import run_countries
 
     base = Path(tempfile.mkdtemp(prefix="clm-pipeline-"))
     os.environ["CLM_DATA_DIR"] = str(base / "data")
@@ -72,9 +73,7 @@ def test_every_notebook_runs_for_every_demo_country() -> None:
         scorecard = out / "tables" / "progress_scorecard.csv"
         assert scorecard.is_file() and (out / "tables" / "progress_scorecard.parquet").is_file()
         timings = json.loads((out / "timings.json").read_text())
-        assert {"validation", "kernel_start", "imports", "analysis", "rendering"} <= set(
-            timings["stages"]
-        )
+        assert {"gate", "kernel_start", "imports", "analysis", "render"} <= set(timings["stages"])
     index = (base / "reports" / "index.html").read_text()
     for r in summary.results:
         assert f"{r.country}/{r.period}/report.html" in index

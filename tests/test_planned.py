@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from clm_research.errors import ParamsError
-from clm_research.planned import interpret_model, run_plan
+from clm_research.evaluation.planned import run_plan
 from clm_research.plans import AnalysisPlan, load_plan, write_plan
+from clm_research.report.plan import deviations_html, plan_figure, plan_table, statement
 
 SECONDARY = ("vl_result_received", "arv_stockout_observed")
 
@@ -24,6 +25,7 @@ def _plan(**changes: object) -> AnalysisPlan:
         "comparison_group": "not_yet_monitored",
         "first_round": "2023Q1",
         "last_round": "2024Q4",
+        "estimator": "callaway_santanna",
         "model": "Callaway & Sant'Anna difference-in-differences, not-yet-treated controls",
         "alpha": 0.05,
         "minimum_detectable_effect": -10.0,
@@ -68,15 +70,15 @@ def test_a_plan_run_as_registered_has_only_the_deviations_the_data_force(analysi
     assert "no comparison group" in d
     vl = analysis.summary().set_index("indicator_id").loc["vl_result_received"]
     assert math.isfinite(vl["estimate"]) and vl["ci_low"] < vl["estimate"] < vl["ci_high"]
-    assert "No deviations" not in analysis.deviations_html()
+    assert "No deviations" not in deviations_html(analysis)
 
 
 def test_no_deviation_box_when_the_plan_is_followed(demo_xa, framework_xa) -> None:
     plan = _plan(secondary_indicators=("vl_result_received",))
     res = run_plan(plan, "XA", demo_xa.clean, framework_xa)
     assert res.deviations == []
-    assert "No deviations from the pre-registered plan" in res.deviations_html()
-    assert res.plan_table().set_index("field").loc["design", "this run"] == "did"
+    assert "No deviations from the pre-registered plan" in deviations_html(res)
+    assert plan_table(res).set_index("field").loc["design", "this run"] == "did"
 
 
 def test_a_changed_run_config_is_reported(written_plan: Path, demo_xa, framework_xa) -> None:
@@ -88,7 +90,7 @@ def test_a_changed_run_config_is_reported(written_plan: Path, demo_xa, framework
         changes={
             "last_round": "2024Q3",
             "alpha": 0.1,
-            "model": "two-way fixed effects",
+            "estimator": "twfe",
             "comparison_group": "never_monitored",
             "secondary_indicators": ["vl_result_received", "treated_with_respect"],
         },
@@ -96,10 +98,7 @@ def test_a_changed_run_config_is_reported(written_plan: Path, demo_xa, framework
     got = changed.deviations
     assert "last_round: planned '2024Q4', run used '2024Q3'" in got
     assert "alpha: planned 0.05, run used 0.1" in got
-    assert any(
-        d.startswith("model: planned ") and "Callaway" in d and "run used 'two-way" in d
-        for d in got
-    )
+    assert "estimator: planned 'callaway_santanna', run used 'twfe'" in got
     # TWFE compares with every facility not (yet) under CLM, whatever the plan said
     assert "comparison_group: planned 'not_yet_monitored', run used 'not_yet_monitored'" not in got
     assert "secondary_indicators: analysed but not planned: treated_with_respect" in got
@@ -118,21 +117,27 @@ def test_window_the_data_do_not_cover_is_a_deviation(demo_xa, framework_xa) -> N
     assert "last_round: planned '2025Q2', run used '2024Q4'" in res.deviations
 
 
-def test_other_country_and_unknown_model_are_deviations(demo_xa, framework_xa) -> None:
+def test_other_country_and_a_changed_model_text_are_deviations(demo_xa, framework_xa) -> None:
     res = run_plan(
-        _plan(model="our usual analysis", secondary_indicators=()),
+        _plan(secondary_indicators=()),
         "XB",
         demo_xa.clean,
         framework_xa,
+        changes={"model": "our usual analysis"},
     )
-    assert any(d.startswith("model: planned 'our usual analysis'") for d in res.deviations)
+    assert any(d.startswith('model: planned "Callaway') for d in res.deviations)
     assert "countries: the plan covers XA; this run analyses XB" in res.deviations
 
 
 def test_design_that_cannot_run_on_the_data_says_so(demo_xa, framework_xa) -> None:
     # 8 quarterly rounds with CLM from the third: 2 points before the interruption
     plan = _plan(
-        design="its", comparison_group="none", model="segmented OLS", secondary_indicators=()
+        design="its",
+        comparison_group="none",
+        estimator="its",
+        its_family="ols",
+        model="segmented OLS",
+        secondary_indicators=(),
     )
     res = run_plan(plan, "XA", demo_xa.clean, framework_xa)
     assert res.primary.result is None
@@ -141,7 +146,7 @@ def test_design_that_cannot_run_on_the_data_says_so(demo_xa, framework_xa) -> No
         d.startswith("primary_indicator: 'wait_time_mean' could not be analysed")
         for d in res.deviations
     )
-    assert "could not be run as planned" in res.statement()
+    assert "could not be run as planned" in statement(res)
 
 
 def test_routine_its_on_monthly_data(demo_xa, framework_xa) -> None:
@@ -151,6 +156,9 @@ def test_routine_its_on_monthly_data(demo_xa, framework_xa) -> None:
         primary_indicator="treatment_interruption",
         secondary_indicators=(),
         first_round="2022Q1",
+        estimator="its",
+        its_family="quasipoisson",
+        harmonics=2,
         model="quasi-Poisson segmented regression with harmonics, offset tx_curr",
     )
     res = run_plan(plan, "XA", demo_xa.clean, framework_xa)
@@ -159,7 +167,7 @@ def test_routine_its_on_monthly_data(demo_xa, framework_xa) -> None:
     assert its.effect("level_change").scale == "rate_ratio"
     assert its.diagnostics["harmonic_pairs"] == 2 and its.diagnostics["offset"] == "exposure"
     assert (its.diagnostics["n_pre"], its.diagnostics["n_post"]) == (18, 18)  # 2022-01..2023-06
-    assert res.plot() is not None
+    assert plan_figure(res) is not None
 
 
 def test_changes_outside_the_plan_fields_are_an_error(written_plan: Path, demo_xa) -> None:
@@ -167,18 +175,34 @@ def test_changes_outside_the_plan_fields_are_an_error(written_plan: Path, demo_x
         run_plan(written_plan, "XA", demo_xa.clean, changes={"countries": ["XB"]})
 
 
-def test_model_text_is_read_as_documented() -> None:
-    assert interpret_model("did", "Callaway and Sant'Anna").estimator == "callaway_santanna"
-    assert interpret_model("did", "TWFE event study").estimator == "event_study"
-    assert interpret_model("stepped_wedge", "Hussey & Hughes").estimator == "twfe"
-    assert not interpret_model("did", "whatever works").recognised
-    spec = interpret_model("its", "quasi-Poisson with harmonics")
-    assert (spec.family, spec.harmonics) == ("quasipoisson", 2)
+def test_the_estimator_is_a_validated_field_not_read_from_the_model_text(
+    tmp_path: Path, demo_xa, framework_xa
+) -> None:
+    # the prose is a description: "we will not run an event study" runs what the field says
+    plan = _plan(model="we will not run an event study", secondary_indicators=())
+    res = run_plan(plan, "XA", demo_xa.clean, framework_xa)
+    assert res.primary.result.primary.name == "att_simple"  # Callaway–Sant'Anna
+    assert res.estimator == "callaway_santanna"
+    # each design takes only its estimators, checked when the plan is written or loaded
+    for design, comparison, bad in (
+        ("did", "not_yet_monitored", "its"),
+        ("its", "none", "twfe"),
+        ("cluster_rct", "randomised_control", "callaway_santanna"),
+    ):
+        with pytest.raises(ValueError, match="does not fit design"):
+            _plan(design=design, comparison_group=comparison, estimator=bad)
+    path = write_plan(_plan(), tmp_path)
+    path.write_text(path.read_text().replace("estimator: callaway_santanna", "estimator: ols"))
+    with pytest.raises(ParamsError, match="estimator"):
+        load_plan(path)
+    path.write_text(path.read_text().replace("estimator: ols\n", ""))
+    with pytest.raises(ParamsError, match=r"estimator: required"):
+        load_plan(path)
 
 
 def test_country_params_plan_is_a_project_path() -> None:
-    from clm_research.params import CountryParams, load_country
-    from clm_research.planned import country_plan
+    from clm_research.config.country import CountryParams, load_country
+    from clm_research.evaluation.planned import country_plan
 
     assert load_country("XA").plan == "params/plans/demo_wait_time.yaml"
     assert country_plan("XA").study_id == "demo_wait_time"
@@ -192,7 +216,7 @@ def test_country_params_plan_is_a_project_path() -> None:
 def test_ensure_country_data_builds_a_demo_country_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from clm_research.reporting import ensure_country_data
+    from clm_research.pipeline import ensure_country_data
     from clm_research.schema import TABLES
 
     monkeypatch.setenv("CLM_DATA_DIR", str(tmp_path / "data"))
@@ -206,9 +230,9 @@ def test_ensure_country_data_builds_a_demo_country_once(
 
 def test_the_plan_file_is_an_input_of_the_report() -> None:
     """Editing a country's pre-registered plan must make `clm run --changed-only` rerun it."""
-    from clm_research.params import load_country
+    from clm_research.config.country import load_country
     from clm_research.paths import project_root
-    from clm_research.provenance import input_files
+    from clm_research.report.provenance import input_files
 
     plan = load_country("XA").plan
     assert plan is not None

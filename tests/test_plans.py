@@ -16,6 +16,7 @@ BASE = dict(
     comparison_group="never_monitored",
     first_round="2023Q1",
     last_round="2024Q4",
+    estimator="twfe",
     model="two-way fixed effects, errors clustered by facility",
     alpha=0.05,
     minimum_detectable_effect=-10.0,

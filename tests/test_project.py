@@ -37,7 +37,7 @@ def test_environment_yml_lists_the_pyproject_dependencies() -> None:
 
 
 def test_country_files_are_the_country_list() -> None:
-    from clm_research.params import list_countries, load_country
+    from clm_research.config.country import list_countries, load_country
 
     codes = list_countries()
     assert codes == sorted(p.stem for p in (ROOT / "params" / "countries").glob("*.yaml"))
@@ -119,7 +119,7 @@ def test_data_model_document_is_generated_from_the_schema() -> None:
 def test_a_demo_country_cannot_take_a_real_country_code() -> None:
     import pytest
 
-    from clm_research.params import CountryParams
+    from clm_research.config.country import CountryParams
 
     base = {"name": "x", "baseline_round": "2023Q1", "period": "2024Q4", "demo": {"seed": 1}}
     CountryParams.model_validate({**base, "code": "XC"})

@@ -17,7 +17,7 @@ import pytest
 @pytest.fixture(scope="module")
 def gx_run(tmp_path_factory: pytest.TempPathFactory):
     from clm_research.demo import write_demo
-    from clm_research.quality.gate import validate_country
+    from clm_research.pipeline import validate_country
 
     root = tmp_path_factory.mktemp("clmgx")
     mp = pytest.MonkeyPatch()
@@ -30,7 +30,7 @@ def gx_run(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_gx_and_quarantine_agree(gx_run) -> None:
-    from clm_research.ingest.pipeline import stage_country
+    from clm_research.ingest.staging import stage_country
 
     root, report = gx_run
     assert os.environ["GX_ANALYTICS_ENABLED"] == "false"
@@ -74,30 +74,31 @@ def test_cli_validate_exit_codes(
 ) -> None:
     import dataclasses
 
-    from clm_research.quality import gate
+    from clm_research import pipeline
+    from clm_research.quality.gate import GateReport
 
     root, report = gx_run
-    real = gate.validate_country
+    real = pipeline.validate_country
 
-    def fake(country: str, max_share: float | None = None, **kw: object) -> gate.GateReport:
+    def fake(country: str, max_share: float | None = None, **kw: object) -> GateReport:
         if country != "XA":
             return real(country, max_share, **kw)
         return dataclasses.replace(
             report, max_share=report.max_share if max_share is None else max_share
         )
 
-    monkeypatch.setattr(gate, "validate_country", fake)
-    assert gate.cli_validate(["XA"], None) == 0
-    assert gate.cli_validate(["XA"], max_share=0.001) == 1  # 1.1% of interviews quarantined
+    monkeypatch.setattr(pipeline, "validate_country", fake)
+    assert pipeline.cli_validate(["XA"], None) == 0
+    assert pipeline.cli_validate(["XA"], max_share=0.001) == 1  # 1.1% of interviews quarantined
     out = capsys.readouterr().out
     assert "gate PASSED" in out and "gate FAILED" in out and "interviews" in out
-    assert gate.cli_validate(["QZ"], None) == 1  # no mapping: a message, no traceback
+    assert pipeline.cli_validate(["QZ"], None) == 1  # no mapping: a message, no traceback
     assert "no column mapping" in capsys.readouterr().out
 
 
 def test_gx_is_imported_lazily() -> None:
     code = (
-        "import sys, clm_research.quality.gate, clm_research.ingest.pipeline, clm_research.quality.dqr; "
+        "import sys, clm_research.quality.gate, clm_research.ingest.staging, clm_research.pipeline, clm_research.quality.dqr; "
         "print('great_expectations' in sys.modules)"
     )
     out = subprocess.run(

@@ -11,10 +11,12 @@ import nbformat
 import pandas as pd
 import pytest
 
-from clm_research import runner
+from clm_research.config.country import NotebookParameters, check_period, load_country
 from clm_research.errors import ParamsError
-from clm_research.params import NotebookParameters, check_period, load_country
 from clm_research.paths import project_root
+from clm_research.run import country as run_country_module
+from clm_research.run import many as runner
+from clm_research.run import notebooks as run_notebooks
 
 REAL_ROOT = project_root()
 
@@ -173,7 +175,7 @@ def test_changed_only_skips_unchanged_and_reruns_changed(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # other people edit the package while tests run; its source hash is part of the key
-    monkeypatch.setattr(runner, "_code_hash", lambda: "fixed")
+    monkeypatch.setattr(run_country_module, "code_hash", lambda: "fixed")
     assert run(["XA", "XB"]).exit_code == 0
     again = run(["XA", "XB"], changed_only=True)
     assert [r.status for r in again.results] == ["skipped", "skipped"]
@@ -246,10 +248,10 @@ def test_cli_run_rejects_bad_period_and_empty_selection(
 
 def test_parameters_cell_names_reads_assignments(tmp_path: Path) -> None:
     p = write_notebook(tmp_path, "x", [], params="a = 1\nb: int = 2\n")
-    assert runner.parameters_cell_names(p) == ["a", "b"]
+    assert run_notebooks.parameters_cell_names(p) == ["a", "b"]
     p = write_notebook(tmp_path, "y", [], params="a = 1\nprint(a)\n")
     with pytest.raises(ParamsError, match="plain values"):
-        runner.parameters_cell_names(p)
+        run_notebooks.parameters_cell_names(p)
 
 
 def test_dask_scheduler_runs_each_country_on_a_worker_process(project: Path) -> None:

@@ -82,7 +82,7 @@ def design_effect(cluster_size: float, icc: float, cv: float = 0.0) -> float:
 
     Examples
     --------
-    100 interviews per clinic at ICC 0.05 (DOMAIN.md: "DE ≈ 6"):
+    100 interviews per clinic at ICC 0.05 (exit-survey ICCs run 0.01–0.25):
 
     >>> round(design_effect(100, 0.05), 2)
     5.95

@@ -28,10 +28,14 @@ from clm_research.evaluation._results import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["ClientResult", "add_clm_exposure", "client_gee", "client_mixed"]
+    from clm_research.framework import Framework
+
+__all__ = ["ClientResult", "add_clm_exposure", "client_gee", "client_mixed", "indicator_gee"]
 
 
 @dataclass(repr=False)
@@ -303,3 +307,56 @@ def client_mixed(
         model=res,
         means=_means(df, outcome, exposure, list(covariates)),
     )
+
+
+def indicator_gee(
+    framework: Framework,
+    tables: Mapping[str, pd.DataFrame],
+    indicator_id: str,
+    *,
+    first_round: str | None = None,
+    last_round: str | None = None,
+    level: float = 0.95,
+) -> ClientResult:
+    """:func:`client_gee` of one framework indicator measured in the exit interviews.
+
+    The outcome is the indicator's row-level value (0/1 for a proportion: the effect is an odds
+    ratio; the value for a mean or median: a difference), among the interviews in its
+    denominator, between ``first_round`` and ``last_round``. Exposure is ``clm_active``
+    (interview on or after the facility's CLM start); round and CLM-facility terms make it a
+    difference-in-differences.
+
+    Raises
+    ------
+    EvaluationError
+        The indicator is not a client-level proportion, mean or median of the interviews, or
+        no interview is in scope.
+    """
+    from clm_research.derived import enrich
+    from clm_research.evaluation.panels import row_outcome
+
+    ind = framework.indicator(indicator_id)
+    what = f"indicator_gee({indicator_id})"
+    if ind.dataset != "interviews" or "interviews" not in tables or "facilities" not in tables:
+        raise EvaluationError(
+            f"{what}: not supported for this data: GEE needs client interviews and facilities"
+        )
+    fac = tables["facilities"]
+    iv = add_clm_exposure(tables["interviews"], fac)
+    exposure = iv[["clm_facility", "clm_active"]].to_numpy()
+    iv = enrich("interviews", iv.drop(columns=["clm_active"]), fac)
+    iv["clm_facility"], iv["clm_active"] = exposure[:, 0], exposure[:, 1]
+    got = row_outcome(ind, iv)
+    if got is None:
+        raise EvaluationError(f"{what}: not supported for this data: no client-level outcome")
+    scope, value = got
+    keep = scope.to_numpy(dtype=bool)
+    rounds = iv["round"].astype(str)
+    if first_round:
+        keep &= (rounds >= first_round).to_numpy()
+    if last_round:
+        keep &= (rounds <= last_round).to_numpy()
+    if not keep.any():
+        raise EvaluationError(f"{what}: no interview in scope")
+    data = iv[keep].assign(outcome=value[keep].to_numpy())
+    return client_gee(data, "outcome", level=level)

@@ -1,6 +1,6 @@
 """Community-led status of implementing organisations, criterion by criterion (UNAIDS definition).
 
-The UNAIDS task team (seed 001) defines a community-led organisation as one where the majority
+The UNAIDS multistakeholder task team (*Community-led AIDS responses*, final report, 2022) defines a community-led organisation as one where the majority
 of governance, leadership, staff, spokespeople, membership and volunteers reflect and represent
 the constituency; that has transparent accountability to it; and that is self-determining and
 autonomous from government, commercial and donor agendas. This module reports each criterion
@@ -16,6 +16,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from clm_research.derived import (
+    COMMUNITY_LED_CRITERIA,
+    COMMUNITY_LED_ROLES,
+    community_led_criteria,
+)
 from clm_research.evaluation._results import EvaluationError, new_axes, require_columns
 
 if TYPE_CHECKING:
@@ -25,21 +30,9 @@ if TYPE_CHECKING:
 __all__ = ["ROLES", "CRITERIA", "STATUSES", "CommunityLedAssessment", "assess_community_led"]
 
 #: Roles whose majority must come from the constituency (``<role>_total`` / ``<role>_constituency``).
-ROLES: tuple[str, ...] = (
-    "governance",
-    "leadership",
-    "staff",
-    "spokespeople",
-    "members",
-    "volunteers",
-)
+ROLES: tuple[str, ...] = COMMUNITY_LED_ROLES
 #: Every criterion assessed, in report order.
-CRITERIA: tuple[str, ...] = (
-    *(f"majority_{r}" for r in ROLES),
-    "accountability_mechanism",
-    "autonomy_agenda",
-    "autonomy_funding",
-)
+CRITERIA: tuple[str, ...] = COMMUNITY_LED_CRITERIA
 STATUSES: tuple[str, ...] = ("meets", "does not meet", "not reported", "for information")
 _LABELS = {
     **{f"majority_{r}": f"Majority of {r} from the constituency" for r in ROLES},
@@ -109,12 +102,6 @@ class CommunityLedAssessment:
         return fig
 
 
-def _status_bool(value: Any) -> str:
-    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
-        return "not reported"
-    return "meets" if bool(value) else "does not meet"
-
-
 def assess_community_led(
     organisations: pd.DataFrame,
     *,
@@ -156,61 +143,59 @@ def assess_community_led(
         "funding_donor_share",
     ]
     require_columns(organisations, cols, what)
+    if organisations.empty:
+        raise EvaluationError(f"{what}: the organisations table is empty")
+    for r in ROLES:
+        total = pd.to_numeric(organisations[f"{r}_total"], errors="coerce")
+        const = pd.to_numeric(organisations[f"{r}_constituency"], errors="coerce")
+        bad = (const > total) | (const < 0)
+        if bad.any():
+            idx = bad[bad].index[0]
+            raise EvaluationError(
+                f"{what}: row {idx!r} ({organisations.loc[idx, id_column]!r}): {r}_constituency = "
+                f"{float(const[idx]):g} exceeds {r}_total = {float(total[idx]):g} "
+                "(rule: inconsistent)"
+            )
+    status = community_led_criteria(
+        organisations, majority=majority, funding_threshold=funding_threshold
+    )
     rows: list[dict[str, Any]] = []
     for idx, org in organisations.iterrows():
-        oid = org[id_column]
-        base = {id_column: oid}
+        base: dict[str, Any] = {id_column: org[id_column]}
         if "name" in organisations:
             base["name"] = org["name"]
-        for r in ROLES:
-            total, const = org[f"{r}_total"], org[f"{r}_constituency"]
-            if pd.isna(total) or pd.isna(const) or float(total) == 0:
-                status, value = (
-                    "not reported",
-                    "not reported" if pd.isna(total) or pd.isna(const) else "no one in role",
-                )
-            else:
-                total_f, const_f = float(total), float(const)
-                if const_f > total_f or const_f < 0:
-                    raise EvaluationError(
-                        f"{what}: row {idx!r} ({oid!r}): {r}_constituency = {const_f:g} exceeds {r}_total = "
-                        f"{total_f:g} (rule: inconsistent)"
-                    )
-                share = const_f / total_f
-                status = "meets" if share > majority else "does not meet"
-                value = f"{const_f:g} of {total_f:g} ({share:.0%})"
-            rows.append({**base, "criterion": f"majority_{r}", "value": value, "status": status})
-        acc = org["accountability_mechanism"]
-        rows.append(
-            {
-                **base,
-                "criterion": "accountability_mechanism",
-                "value": str(acc) if not pd.isna(acc) else "not reported",
-                "status": _status_bool(acc),
-            }
-        )
-        ag = org["agenda_set_by_constituency"]
-        rows.append(
-            {
-                **base,
-                "criterion": "autonomy_agenda",
-                "value": str(ag) if not pd.isna(ag) else "not reported",
-                "status": _status_bool(ag),
-            }
-        )
-        gov, don = org["funding_government_share"], org["funding_donor_share"]
-        if pd.isna(gov) or pd.isna(don):
-            fstatus, fvalue = "not reported", "not reported"
-        else:
-            ext = float(gov) + float(don)
-            fvalue = f"government {float(gov):.0%}, donors {float(don):.0%}"
-            if funding_threshold is None:
-                fstatus = "for information"
-            else:
-                fstatus = "meets" if ext <= funding_threshold else "does not meet"
-        rows.append({**base, "criterion": "autonomy_funding", "value": fvalue, "status": fstatus})
+        for criterion in CRITERIA:
+            rows.append(
+                {
+                    **base,
+                    "criterion": criterion,
+                    "value": _value(org, criterion),
+                    "status": status.at[idx, criterion],
+                }
+            )
     out = pd.DataFrame(rows)
-    if out.empty:
-        raise EvaluationError(f"{what}: the organisations table is empty")
     out["label"] = out["criterion"].map(_LABELS)
     return CommunityLedAssessment(out, id_column)
+
+
+def _value(org: pd.Series, criterion: str) -> str:
+    """What was reported for one criterion, in words (e.g. "7 of 12 (58%)")."""
+    if criterion.startswith("majority_"):
+        role = criterion.removeprefix("majority_")
+        total, const = org[f"{role}_total"], org[f"{role}_constituency"]
+        if pd.isna(total) or pd.isna(const):
+            return "not reported"
+        if float(total) == 0:
+            return "no one in role"
+        return f"{float(const):g} of {float(total):g} ({float(const) / float(total):.0%})"
+    if criterion == "autonomy_funding":
+        gov, don = org["funding_government_share"], org["funding_donor_share"]
+        if pd.isna(gov) or pd.isna(don):
+            return "not reported"
+        return f"government {float(gov):.0%}, donors {float(don):.0%}"
+    column = {
+        "accountability_mechanism": "accountability_mechanism",
+        "autonomy_agenda": "agenda_set_by_constituency",
+    }[criterion]
+    value = org[column]
+    return "not reported" if pd.isna(value) else str(value)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["MetaResult", "meta_analysis"]
+__all__ = ["MetaResult", "meta_analysis", "pool_effects"]
 
 
 @dataclass(repr=False)
@@ -224,3 +224,53 @@ def meta_analysis(
         studies=studies,
         ratio=ratio,
     )
+
+
+def pool_effects(
+    effects: pd.DataFrame,
+    *,
+    by: str = "indicator_id",
+    label: str = "country",
+    method: Literal["reml", "dl"] = "reml",
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """:func:`meta_analysis` of every indicator estimated in at least two countries.
+
+    Parameters
+    ----------
+    effects
+        Stacked per-country effect tables (``indicator_id``, ``label``, ``estimate``,
+        ``ci_low``, ``ci_high`` and ``country``); rows without an estimate or CI are left out.
+    by, label
+        The indicator and the country columns.
+    method, level
+        As in :func:`meta_analysis`.
+
+    Returns
+    -------
+    DataFrame
+        One row per pooled indicator: ``indicator_id, indicator, countries, pooled, ci_low,
+        ci_high, p_value, tau2, i2`` (I² as a share, 0–1).
+    """
+    columns = [by, "indicator", "countries", "pooled", "ci_low", "ci_high", "p_value", "tau2", "i2"]
+    usable = effects.dropna(subset=["estimate", "ci_low", "ci_high"])
+    rows = []
+    for key, group in usable.groupby(by, sort=True):
+        if len(group) < 2:
+            continue
+        res = meta_analysis(group, label=label, method=method, level=level)
+        e = res.primary
+        rows.append(
+            {
+                by: key,
+                "indicator": group["label"].iloc[0] if "label" in group else str(key),
+                "countries": len(group),
+                "pooled": e.estimate,
+                "ci_low": e.ci_low,
+                "ci_high": e.ci_high,
+                "p_value": e.p_value,
+                "tau2": float(res.diagnostics["tau2"]),
+                "i2": float(res.diagnostics["I2"]),
+            }
+        )
+    return pd.DataFrame(rows, columns=columns)

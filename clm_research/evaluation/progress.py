@@ -44,6 +44,13 @@ class ProgressResult(EvaluationResult):
     target_index: float = math.nan
     direction: str = "higher_is_better"
 
+    @property
+    def target_met(self) -> bool | None:
+        """Whether the latest value meets the target (``None`` without a target or a value)."""
+        if not (np.isfinite(self.latest) and np.isfinite(self.target)):
+            return None
+        return _better(self.latest, self.target, self.direction)
+
     def summary(self) -> pd.DataFrame:
         """One row: baseline, latest, target, share covered, projection with CI, verdict."""
         p = self.effects[0] if self.effects else None
@@ -92,6 +99,11 @@ class ProgressResult(EvaluationResult):
         ax.set_title(f"{self.method}: {self.verdict}")
         ax.legend(frameon=False, fontsize="small")
         return fig
+
+
+def _better(value: float, target: float, direction: str) -> bool:
+    """Whether ``value`` is at or beyond ``target`` in the better direction."""
+    return value >= target if direction == "higher_is_better" else value <= target
 
 
 def progress_to_target(
@@ -167,7 +179,10 @@ def progress_to_target(
     df = df.sort_values("t")
     baseline, latest = float(df["value"].iloc[0]), float(df["value"].iloc[-1])
     tgt = math.nan if target is None else float(target)
-    better = (lambda a, b: a >= b) if direction == "higher_is_better" else (lambda a, b: a <= b)
+
+    def better(a: float, b: float) -> bool:
+        return _better(a, b, direction)
+
     share = (
         (latest - baseline) / (tgt - baseline) if np.isfinite(tgt) and tgt != baseline else math.nan
     )

@@ -1,4 +1,4 @@
-"""KoboToolbox exports (CSV or XLSX) as text tables (DOMAIN.md section 8).
+"""KoboToolbox exports (CSV or XLSX) as text tables (the layout of KoboToolbox's export engine, formpack).
 
 Kobo writes ``;``-separated, quoted CSV (``,`` when chosen), joins group paths with ``/``
 (``group/question``), writes a select_multiple both as one space-separated column and as one

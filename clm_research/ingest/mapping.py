@@ -36,7 +36,7 @@ approximate, but shares above or below a band edge (e.g. "waited more than 45 mi
 exact. The band labels are listed in the manifest so readers know the data were banded.
 
 Export columns that are neither mapped, ignored nor declared personal are reported as
-*unmapped* by :func:`clm_research.ingest.pipeline.ingest_country` (never silently used or lost).
+*unmapped* by :func:`clm_research.ingest.staging.stage_table` (never silently used or lost).
 """
 
 from __future__ import annotations
@@ -47,12 +47,12 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from clm_research.config.loader import read_yaml_mapping, validate_model
 from clm_research.errors import DataQualityError, IngestError
-from clm_research.params import format_validation_error
-from clm_research.paths import params_dir
+from clm_research.files import sha256_file
+from clm_research.paths import display_path, params_dir
 from clm_research.schema import Table
 
 __all__ = [
@@ -169,7 +169,7 @@ class TableSpec(_Strict):
 
 
 class PersonalSpec(_Strict):
-    """Personal data in the export (DOMAIN.md section 7)."""
+    """Personal data in the export: dropped, used to derive age, or pseudonymised."""
 
     drop: list[str] = Field(
         default_factory=list, description="Names, phones, free text, GPS of people"
@@ -189,6 +189,9 @@ class Mapping(_Strict):
     personal: PersonalSpec = Field(default_factory=PersonalSpec)
     tables: dict[str, TableSpec]
     source: str = Field("", description="File the mapping was read from (set by load_mapping)")
+    source_sha256: str | None = Field(
+        None, description="SHA-256 of that file (set by load_mapping), for the manifest"
+    )
 
 
 def mappings_dir() -> Path:
@@ -208,20 +211,14 @@ def load_mapping(country_or_path: str | Path) -> Mapping:
     path = p if p.suffix in (".yaml", ".yml") else mappings_dir() / f"{country_or_path}.yaml"
     if not path.is_file():
         raise IngestError(
-            f"no column mapping for {country_or_path!r} ({path}). Fix: write {path.name} describing the "
-            "export format and columns (see clm_research/ingest/mapping.py for the format)."
+            f"no column mapping for {country_or_path!r} ({display_path(path)}). Fix: write "
+            f"{path.name} describing the export format and columns (see clm_research/ingest/"
+            "mapping.py for the format)."
         )
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise IngestError(f"{path}: not valid YAML: {e}") from None
-    if not isinstance(raw, dict):
-        raise IngestError(f"{path}: expected a mapping at the top level")
-    raw["source"] = str(path)
-    try:
-        mapping = Mapping.model_validate(raw)
-    except ValidationError as e:
-        raise IngestError(format_validation_error(e, str(path))) from None
+    raw = read_yaml_mapping(path, what="mapping", error=IngestError)
+    raw["source"] = display_path(path)
+    raw["source_sha256"] = sha256_file(path)
+    mapping = validate_model(Mapping, raw, display_path(path), error=IngestError)
     from clm_research.schema import TABLES
 
     for name, spec in mapping.tables.items():

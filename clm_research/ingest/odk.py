@@ -1,4 +1,4 @@
-"""ODK Central CSV exports as text tables (DOMAIN.md section 8).
+"""ODK Central CSV exports as text tables (the layout of ODK Central's CSV export).
 
 Central joins group names with ``-`` (``g1-q2``), writes select_multiple answers space-separated
 (optionally with split 0/1 columns ``q1/a``), starts with ``SubmissionDate`` and

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 
 from clm_research.schema import Column, Table
+from clm_research.tables import CANONICAL_DTYPES, FALSE_TEXT, TRUE_TEXT
 
 __all__ = [
     "EXCEL_ERRORS",
-    "CANONICAL_DTYPES",
     "MISSING_TEXT",
     "parse_column",
     "parse_table",
@@ -32,22 +32,9 @@ EXCEL_ERRORS: frozenset[str] = frozenset(
 #: Cell texts read as "no answer" in every column (compared after stripping, case-insensitive).
 MISSING_TEXT: frozenset[str] = frozenset({"", "na", "n/a", "nan", "null", "-"})
 
-#: Canonical pandas dtype of each logical type.
-CANONICAL_DTYPES: dict[str, str] = {
-    "string": "string",
-    "category": "string",
-    "integer": "Int64",
-    "float": "float64",
-    "boolean": "boolean",
-    "date": "datetime64[ns]",
-}
-
-_TRUE = {"true", "yes", "y", "1", "t"}
-_FALSE = {"false", "no", "n", "0", "f"}
-
 
 def canonical_dtype(column: Column) -> str:
-    """The pandas dtype a canonical column is stored in (as :func:`clm_research.tables.pandas_dtype`)."""
+    """The pandas dtype a canonical column is stored in."""
     return CANONICAL_DTYPES[column.dtype]
 
 
@@ -122,8 +109,8 @@ def parse_column(
     if dtype == "boolean":
         low = s.str.lower()
         typed = pd.Series(pd.NA, index=s.index, dtype="boolean")
-        typed[low.isin(list(_TRUE)).fillna(False)] = True
-        typed[low.isin(list(_FALSE)).fillna(False)] = False
+        typed[low.isin(list(TRUE_TEXT)).fillna(False)] = True
+        typed[low.isin(list(FALSE_TEXT)).fillna(False)] = False
         failed = present & typed.isna()
         return typed, failed.fillna(False).to_numpy(dtype=bool)
     if dtype == "datetime64[ns]":

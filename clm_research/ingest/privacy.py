@@ -1,4 +1,4 @@
-"""Personal data stop at ingestion: dropped, or replaced by a keyed pseudonym (DOMAIN.md section 7).
+"""Personal data stop at ingestion: dropped, or replaced by a keyed pseudonym (UNAIDS, Guidelines on protecting the confidentiality and security of HIV information, 2007).
 
 Names, phone numbers, national ids, dates of birth, free text and GPS positions of people never
 reach the processed or quarantine tables. Before a date of birth is dropped the age in completed

@@ -1,4 +1,4 @@
-"""WHO Data Quality Review (DQR) routine checks and a facility × period scorecard (DOMAIN.md section 5).
+"""WHO Data Quality Review (DQR) routine checks and a facility × period scorecard (WHO, Data Quality Review: a toolkit for facility data quality assessment, 2017, module 2; the DHIS2 WHO Data Quality app).
 
 Four dimensions, with the defaults of the WHO DQR toolkit and the DHIS2 WHO Data Quality app:
 

@@ -21,24 +21,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from clm_research.errors import CLMError, ParamsError
-from clm_research.paths import country_report_dir, processed_dir, quarantine_dir
+from clm_research.paths import country_report_dir
 from clm_research.quality.rules import failed_rules_column, row_masks
 from clm_research.quality.suites import build_suite, expectation_specs, framework_columns, import_gx
 from clm_research.schema import TABLES
 from clm_research.tables import empty_table
 
 if TYPE_CHECKING:
-    from clm_research.ingest.pipeline import StagedTable
+    from clm_research.tables import StagedTable
 
 __all__ = [
     "TableGate",
     "GateReport",
     "run_gate",
     "run_gx",
-    "write_outputs",
-    "validate_country",
-    "cli_validate",
     "QUARANTINE_COLUMNS",
 ]
 
@@ -112,13 +108,11 @@ class GateReport:
 def _country_defaults(
     country: str, as_of: Any, max_share: float | None
 ) -> tuple[pd.Timestamp, float]:
-    params = None
-    try:
-        from clm_research.params import load_country
+    from clm_research.config.country import list_countries, load_country
 
-        params = load_country(country)
-    except ParamsError:
-        params = None
+    # A country without a parameters file (a mapping tried on its own) gets the defaults; a
+    # parameters file that exists but is broken is an error, never silently ignored.
+    params = load_country(country) if country in list_countries() else None
     if as_of is None:
         as_of = (
             params.as_of
@@ -173,7 +167,7 @@ def run_gate(
     country
         Country code (for defaults and the Data Docs folder).
     staged
-        Staged tables by name (:func:`clm_research.ingest.pipeline.stage_country`).
+        Staged tables by name (:func:`clm_research.ingest.staging.stage_country`).
     as_of, max_share
         Extraction date and pass threshold; defaults from the country's parameters.
     use_gx, data_docs
@@ -363,85 +357,3 @@ def run_gx(
         context.build_data_docs(site_names=["clm"])
     index = docs_dir / "index.html"
     return results, (index if data_docs and index.is_file() else None)
-
-
-def write_outputs(
-    country: str, report: GateReport, manifest: dict[str, Any] | None = None
-) -> dict[str, str]:
-    """Write accepted rows (processed), quarantined rows and the manifest; return the paths."""
-    from clm_research.ingest.pipeline import dump_json
-
-    pdir, qdir = processed_dir(country), quarantine_dir(country)
-    pdir.mkdir(parents=True, exist_ok=True)
-    qdir.mkdir(parents=True, exist_ok=True)
-    written: dict[str, str] = {}
-    for name, frame in report.accepted.items():
-        key = list(TABLES[name].primary_key)
-        out = frame.sort_values(key, kind="stable").reset_index(drop=True)
-        path = pdir / f"{name}.parquet"
-        out.to_parquet(path, index=False)
-        written[f"processed/{name}"] = str(path)
-        qpath = qdir / f"{name}.parquet"
-        report.quarantine[name].to_parquet(qpath, index=False)
-        written[f"quarantine/{name}"] = str(qpath)
-    if manifest is not None:
-        manifest = dict(manifest)
-        manifest["gate"] = {
-            "passed": report.passed,
-            "max_share": report.max_share,
-            "errors": report.errors,
-            "data_docs": str(report.data_docs) if report.data_docs else None,
-        }
-        dump_json(manifest, pdir / "manifest.json")
-        written["manifest"] = str(pdir / "manifest.json")
-    return written
-
-
-def validate_country(
-    country: str,
-    max_share: float | None = None,
-    *,
-    mapping: Any = None,
-    raw_folder: Path | None = None,
-    as_of: Any = None,
-    use_gx: bool = True,
-    data_docs: bool = True,
-    write: bool = True,
-) -> GateReport:
-    """``clm validate``: stage the raw exports, run the gate with GX and Data Docs, write outputs.
-
-    Table-level failures do not raise here: they are listed in ``GateReport.errors`` (and the
-    gate fails) so that the user sees every problem at once.
-    """
-    from clm_research.ingest.pipeline import IngestReport, _manifest, stage_country
-
-    staged, inputs, errors, mp = stage_country(country, mapping, raw_folder)
-    report = run_gate(
-        country,
-        staged,
-        as_of=as_of,
-        max_share=max_share,
-        use_gx=use_gx,
-        data_docs=data_docs,
-        errors=errors,
-    )
-    if write and not errors:
-        ing = IngestReport(country=country, mapping=mp.source, inputs=inputs, gate=report)
-        write_outputs(country, report, manifest=_manifest(ing, mp))
-    return report
-
-
-def cli_validate(countries: list[str], max_share: float | None = None) -> int:
-    """``clm validate COUNTRY…``: print a summary per country; 0 when all pass, 1 otherwise."""
-    code = 0
-    for country in countries:
-        try:
-            report = validate_country(country, max_share)
-        except CLMError as e:
-            print(f"clm validate {country}: FAILED\n{e}")
-            code = 1
-            continue
-        print(report.summary())
-        if not report.passed:
-            code = 1
-    return code

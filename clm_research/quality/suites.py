@@ -34,7 +34,7 @@ class ExpectationSpec:
 
 
 def import_gx() -> Any:
-    """Import great_expectations with usage analytics switched off (DOMAIN.md section 7)."""
+    """Import great_expectations with usage analytics switched off (Great Expectations sends usage statistics unless ``GX_ANALYTICS_ENABLED=false``)."""
     os.environ["GX_ANALYTICS_ENABLED"] = "false"
     os.environ.setdefault("TQDM_DISABLE", "1")
     import great_expectations as gx

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
+
+from clm_research.files import write_csv, write_parquet
 
 __all__ = ["DEFAULT_GROUPINGS", "write_indicator_tables"]
 
@@ -25,7 +28,7 @@ DEFAULT_GROUPINGS: dict[str, tuple[str, ...]] = {
 def write_indicator_tables(
     country: str,
     by_sets: Sequence[str] | None = None,
-    ci: str = "cluster",
+    ci: Literal["wilson", "cluster"] = "cluster",
     folder: Path | None = None,
 ) -> list[Path]:
     """Compute the framework's indicators for ``country`` and write one table per grouping.
@@ -47,8 +50,8 @@ def write_indicator_tables(
     list of Path
         The CSV files written (a Parquet file sits beside each).
     """
+    from clm_research.config.country import load_country
     from clm_research.framework import load_framework
-    from clm_research.params import load_country
     from clm_research.paths import country_report_dir
     from clm_research.tables import read_country
 
@@ -56,7 +59,6 @@ def write_indicator_tables(
     framework = load_framework(country)
     tables = read_country(country)
     folder = folder or country_report_dir(country) / "indicators"
-    folder.mkdir(parents=True, exist_ok=True)
     if by_sets:
         groupings = {
             "by_" + s.replace(",", "_"): tuple(c for c in s.split(",") if c) for s in by_sets
@@ -67,9 +69,8 @@ def write_indicator_tables(
 
     written = []
     for name, by in groupings.items():
-        result = compute_indicators(framework, tables, by=by, ci=ci, as_of=params.as_of)  # type: ignore[arg-type]
-        csv = folder / f"{name}.csv"
-        result.to_csv(csv, index=False, float_format="%.6g")
-        result.to_parquet(folder / f"{name}.parquet", index=False)
+        result = compute_indicators(framework, tables, by=list(by), ci=ci, as_of=params.as_of)
+        csv = write_csv(folder / f"{name}.csv", result, float_format="%.6g")
+        write_parquet(folder / f"{name}.parquet", result)
         written.append(csv)
     return written

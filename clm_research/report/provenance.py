@@ -18,11 +18,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from clm_research.paths import params_dir, project_root, raw_dir
+from clm_research.files import sha256_file
+from clm_research.paths import display_path, params_dir, project_root, raw_dir
 
 __all__ = [
     "PACKAGES",
-    "sha256_file",
     "hash_files",
     "input_files",
     "input_hashes",
@@ -52,29 +52,10 @@ PACKAGES: tuple[str, ...] = (
     "pyarrow",
 )
 
-_CHUNK = 1 << 20
-
-
-def sha256_file(path: Path) -> str:
-    """SHA-256 of a file's bytes, as hex."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _display(path: Path) -> str:
-    """Path relative to the project root when inside it (reports never show home folders)."""
-    try:
-        return path.resolve().relative_to(project_root()).as_posix()
-    except ValueError:
-        return path.name if path.parent == path else f"{path.parent.name}/{path.name}"
-
 
 def hash_files(paths: Iterable[Path]) -> dict[str, str]:
     """Map each existing file (shown relative to the project) to its SHA-256, sorted by path."""
-    out = {_display(p): sha256_file(p) for p in paths if p.is_file()}
+    out = {display_path(p): sha256_file(p) for p in paths if p.is_file()}
     return dict(sorted(out.items()))
 
 
@@ -92,8 +73,8 @@ def input_files(country: str, notebooks: Iterable[Path] = ()) -> list[Path]:
     country_file = params_dir() / "countries" / f"{country}.yaml"
     extras = [country_file, params_dir() / "framework.yaml"]
     if country_file.is_file():
+        from clm_research.config.country import load_country
         from clm_research.errors import ParamsError
-        from clm_research.params import load_country
 
         try:
             plan = load_country(country, country_file.parent).plan

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from clm_research.params import list_countries, load_country
+from clm_research.config.country import list_countries, load_country
+from clm_research.files import write_text
 from clm_research.paths import reports_dir
 
 __all__ = ["collect_status", "render_index", "write_index"]
@@ -32,12 +32,10 @@ th { background: #f0f3f7; }
 
 
 def _rel(path: str | None, base: Path) -> str | None:
-    if not path:
+    """The link to a report stored in ``status.json`` (relative to the reports folder)."""
+    if not path or Path(path).is_absolute() or ".." in Path(path).parts:
         return None
-    try:
-        return Path(os.path.relpath(Path(path).resolve(), base.resolve())).as_posix()
-    except ValueError:
-        return None
+    return path if (base / path).is_file() else None
 
 
 def collect_status(base: Path | None = None) -> list[dict[str, Any]]:
@@ -119,8 +117,4 @@ def write_index(base: Path | None = None) -> Path:
         if reports:
             synthesis = reports[-1].relative_to(base).as_posix()
     page = render_index(collect_status(base), base, synthesis)
-    path = base / "index.html"
-    tmp = base / f".index.html.{os.getpid()}.tmp"
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text(base / "index.html", page)

@@ -3,7 +3,7 @@
 The executed notebooks are merged into one notebook (the summary first, then each chapter,
 then the provenance block) and rendered with nbconvert's ``HTMLExporter`` with the inputs
 excluded. The template is the JupyterLab one without its scripts from a CDN: opening a report
-never makes a network request (DOMAIN.md section 7: nothing leaves the machine by itself).
+never makes a network request (nothing leaves the machine by itself: key-population data are sensitive).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def combine_notebooks(
     title, subtitle
         Shown in the report's banner.
     provenance_html
-        HTML block appended at the end (see :func:`clm_research.provenance.provenance_html`).
+        HTML block appended at the end (see :func:`clm_research.report.provenance.provenance_html`).
 
     Returns
     -------

@@ -12,19 +12,20 @@ from functools import cache
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Annotated, Any
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
+from clm_research.config.loader import load_model, validate_model
 from clm_research.errors import ParamsError
-from clm_research.paths import countries_dir
+from clm_research.paths import countries_dir, display_path
+from clm_research.periods import check_iso_date, check_month, check_period, check_round
 
 __all__ = [
     "DemoSpec",
@@ -38,11 +39,11 @@ __all__ = [
     "FrameworkChanges",
     "load_country",
     "list_countries",
-    "format_validation_error",
+    "CountryCode",
+    "RoundCode",
+    "MonthCode",
+    "IsoDate",
 ]
-
-_ROUND = re.compile(r"^\d{4}Q[1-4]$")
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 # ISO 3166-1 user-assigned codes usable for fictional countries (XK avoided: used for Kosovo).
 _USER_ASSIGNED = re.compile(r"^(AA|Q[M-Z]|X[A-JL-Z]|ZZ)$")
 
@@ -86,31 +87,14 @@ def _check_code(value: str) -> str:
     return value
 
 
-def _check_round(value: str) -> str:
-    if not _ROUND.match(value):
-        raise ValueError(f"round must look like 2024Q1, got {value!r}")
-    return value
-
-
-def _check_month(value: str) -> str:
-    if not _MONTH.match(value):
-        raise ValueError(f"month must look like 2024-03, got {value!r}")
-    return value
-
-
 #: A two-letter country code (demo countries use ISO user-assigned codes: XA, XB, …).
 CountryCode = Annotated[str, AfterValidator(_check_code)]
 #: A CLM round (quarter), e.g. ``2024Q1``.
-RoundCode = Annotated[str, AfterValidator(_check_round)]
+RoundCode = Annotated[str, AfterValidator(check_round)]
 #: A reporting month, e.g. ``2024-03``.
-MonthCode = Annotated[str, AfterValidator(_check_month)]
-
-
-def check_period(value: str) -> str:
-    """Return ``value`` if it is a round like ``2024Q4``; raise :class:`ParamsError` otherwise."""
-    if not isinstance(value, str) or not _ROUND.match(value):
-        raise ParamsError(f"period must be a round like 2024Q4, got {value!r}")
-    return value
+MonthCode = Annotated[str, AfterValidator(check_month)]
+#: A calendar date written ``YYYY-MM-DD`` (YAML may give it unquoted, as a date).
+IsoDate = Annotated[str, BeforeValidator(check_iso_date)]
 
 
 class _Strict(BaseModel):
@@ -160,7 +144,7 @@ class CountryParams(_Strict):
     demo: DemoSpec | None = Field(None, description="Present for synthetic demo countries")
     baseline_round: RoundCode = Field(description="First round: the baseline of progress tables")
     period: RoundCode = Field(description="Reporting round, e.g. 2024Q4")
-    as_of: str | None = Field(
+    as_of: IsoDate | None = Field(
         None, description="Data extraction date (YYYY-MM-DD); open issues are censored here"
     )
     min_cell_size: int = Field(10, ge=1, le=100, description="Default small-cell threshold")
@@ -258,24 +242,7 @@ def notebook_parameters(
     """
     values: dict[str, Any] = {"country": params.code, "period": period or params.period}
     values.update(overrides)
-    try:
-        return NotebookParameters.model_validate(values)
-    except ValidationError as e:
-        raise ParamsError(
-            format_validation_error(e, f"notebook parameters for {params.code}")
-        ) from None
-
-
-def format_validation_error(err: ValidationError, source: str) -> str:
-    """Turn a pydantic error into one readable line per problem, naming the file and field."""
-    lines = [f"{source}: {err.error_count()} problem(s)"]
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"]
-        if e["type"] == "extra_forbidden":
-            msg = "unknown parameter (misspelt?)"
-        lines.append(f"  - {loc}: {msg}")
-    return "\n".join(lines)
+    return validate_model(NotebookParameters, values, f"notebook parameters for {params.code}")
 
 
 def load_country(code: str, directory: Path | None = None) -> CountryParams:
@@ -291,25 +258,19 @@ def load_country(code: str, directory: Path | None = None) -> CountryParams:
     path = directory / f"{code}.yaml"
     if not path.is_file():
         known = ", ".join(list_countries(directory)) or "none"
-        raise ParamsError(f"no parameters for country {code!r} ({path}); known countries: {known}")
+        raise ParamsError(
+            f"no parameters for country {code!r} ({display_path(path)}); known countries: {known}"
+        )
     return _load(path)
 
 
 @cache
 def _load_cached(path: Path, mtime: float) -> CountryParams:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ParamsError(f"{path}: not valid YAML: {e}") from None
-    if not isinstance(raw, dict):
-        raise ParamsError(f"{path}: expected a mapping of parameters at the top level")
-    try:
-        params = CountryParams.model_validate(raw)
-    except ValidationError as e:
-        raise ParamsError(format_validation_error(e, str(path))) from None
+    params = load_model(path, CountryParams, what="country parameters")
     if params.code != path.stem:
         raise ParamsError(
-            f"{path}: code {params.code!r} does not match the file name {path.stem!r}"
+            f"{display_path(path)}: code {params.code!r} does not match the file name "
+            f"{path.stem!r} [rule: code_matches_file]"
         )
     return params
 

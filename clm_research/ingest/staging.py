@@ -1,28 +1,25 @@
-"""``clm ingest``: raw exports -> personal data removed -> canonical tables -> gate -> Parquet.
+"""Staging: raw exports → personal data removed → canonical columns, typed cell by cell.
 
 :func:`stage_country` reads ``data/raw/<country>/`` as the country's mapping says, removes
-personal data, maps columns and labels, and types every cell (remembering unreadable cells).
-:func:`ingest_country` then runs the gate (:mod:`clm_research.quality.gate`), writes the
-accepted rows to ``data/processed/<country>/<table>.parquet``, the refused rows with their
-failed rules to ``data/quarantine/<country>/<table>.parquet`` and a ``manifest.json`` (input
-file hashes, row counts, mapping, unmapped columns). Raw files are only ever read.
+personal data, maps columns and labels, and types every cell, remembering the cells that could
+not be read. The result, one :class:`~clm_research.tables.StagedTable` per canonical table, goes
+to the data-quality gate (:mod:`clm_research.quality.gate`); :mod:`clm_research.pipeline` runs
+the two and writes the outputs. Raw files are only ever read.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import glob
-import hashlib
-import json
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from clm_research.errors import CLMError, DataQualityError, IngestError
+from clm_research.errors import DataQualityError, IngestError
+from clm_research.files import sha256_file
 from clm_research.ingest.canonical import RawTable
 from clm_research.ingest.mapping import (
     Mapping,
@@ -34,31 +31,15 @@ from clm_research.ingest.mapping import (
 )
 from clm_research.ingest.parse import EXCEL_ERRORS, _parse_dates, parse_table
 from clm_research.ingest.privacy import age_in_years, personal_columns, pseudonym_key, pseudonymise
-from clm_research.paths import raw_dir
+from clm_research.paths import display_path, raw_dir
 from clm_research.schema import TABLES, Table
-
-if TYPE_CHECKING:
-    from clm_research.quality.gate import GateReport
+from clm_research.tables import StagedTable
 
 __all__ = [
-    "StagedTable",
     "InputFile",
-    "IngestReport",
     "stage_table",
     "stage_country",
-    "ingest_country",
-    "cli_ingest",
-    "sha256_file",
 ]
-
-
-def sha256_file(path: Path) -> str:
-    """SHA-256 hex digest of a file (read in chunks)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass
@@ -86,71 +67,6 @@ class InputFile:
     blank_rows: int = 0
     duplicate_submissions: int = 0
     notes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class StagedTable:
-    """A canonical table before the gate: typed cells plus what ingestion already found wrong.
-
-    Attributes
-    ----------
-    name
-        Canonical table name.
-    frame
-        Canonical columns in canonical dtypes (cells that could not be read are missing).
-    source_file, source_row
-        Where each row came from (spreadsheet row numbers: the header is row 1).
-    prefailed
-        ``"rule:column"`` -> mask of failures found while reading (``type``, duplicate
-        submissions, short rows).
-    raw_values
-        Text of the cells that failed ``type`` (``"age='abc'"``), for the quarantine.
-    """
-
-    name: str
-    frame: pd.DataFrame
-    source_file: np.ndarray
-    source_row: np.ndarray
-    prefailed: dict[str, np.ndarray] = field(default_factory=dict)
-    raw_values: pd.Series | None = None
-
-    def __len__(self) -> int:
-        return len(self.frame)
-
-
-@dataclass
-class IngestReport:
-    """What ``clm ingest`` did for one country."""
-
-    country: str
-    mapping: str
-    inputs: list[InputFile]
-    gate: GateReport | None = None
-    written: dict[str, str] = field(default_factory=dict)
-
-    def summary(self) -> str:
-        """A short human summary (one line per input file and table)."""
-        lines = [f"{self.country}: ingested with mapping {self.mapping}"]
-        for f in self.inputs:
-            extra = []
-            if f.personal_columns_removed:
-                extra.append(f"personal data removed: {len(f.personal_columns_removed)} column(s)")
-            if f.unmapped_columns:
-                extra.append(
-                    f"UNMAPPED: {', '.join(f.unmapped_columns[:6])}"
-                    f"{' …' if len(f.unmapped_columns) > 6 else ''}"
-                )
-            if f.excel_error_cells:
-                extra.append(f"{len(f.excel_error_cells)} Excel error cell(s)")
-            if f.duplicate_submissions:
-                extra.append(f"{f.duplicate_submissions} duplicate submission(s)")
-            lines.append(
-                f"  {Path(f.path).name} -> {f.table}: {f.rows} rows"
-                + (f"; {'; '.join(extra)}" if extra else "")
-            )
-        if self.gate is not None:
-            lines.append(self.gate.summary())
-        return "\n".join(lines)
 
 
 def _reader(fmt: str, path: Path, spec: TableSpec) -> RawTable:
@@ -223,7 +139,7 @@ def stage_table(
         text = raw.frame
         info = InputFile(
             table=name,
-            path=str(path),
+            path=display_path(path),
             sha256=sha256_file(path),
             bytes=path.stat().st_size,
             rows=len(text),
@@ -452,113 +368,3 @@ def stage_country(
         staged[name] = table
         inputs.extend(infos)
     return staged, inputs, errors, mapping
-
-
-def ingest_country(
-    country: str,
-    mapping: Mapping | str | Path | None = None,
-    raw_folder: Path | None = None,
-    *,
-    as_of: str | pd.Timestamp | None = None,
-    max_share: float | None = None,
-    use_gx: bool = False,
-    data_docs: bool = False,
-) -> IngestReport:
-    """Ingest one country: stage, gate, write processed tables, quarantine and manifest.
-
-    Parameters
-    ----------
-    country
-        Country code; raw files are read from ``data/raw/<country>/`` (or ``raw_folder``).
-    mapping
-        A :class:`Mapping`, a mapping file, or ``None`` for ``params/mappings/<country>.yaml``.
-    as_of
-        Data extraction date for ``future_date`` (default: the country's ``as_of``, else today).
-    max_share
-        Gate threshold (default: the country's ``quarantine_max_share``, else 0.05).
-    use_gx, data_docs
-        Also run the Great Expectations suites (and build Data Docs); ``clm validate`` does.
-
-    Raises
-    ------
-    DataQualityError
-        Any table-level failure (all of them are listed in the message); nothing is written.
-    """
-    from clm_research.quality.gate import run_gate, write_outputs
-
-    staged, inputs, errors, mp = stage_country(country, mapping, raw_folder)
-    if errors:
-        raise DataQualityError(
-            f"{country}: {len(errors)} table-level problem(s):\n  - " + "\n  - ".join(errors)
-        )
-    gate = run_gate(
-        country, staged, as_of=as_of, max_share=max_share, use_gx=use_gx, data_docs=data_docs
-    )
-    report = IngestReport(country=country, mapping=mp.source, inputs=inputs, gate=gate)
-    report.written = write_outputs(country, gate, manifest=_manifest(report, mp))
-    return report
-
-
-def _manifest(report: IngestReport, mp: Mapping) -> dict[str, Any]:
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as _version
-
-    try:
-        version = _version("clm-research")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        version = "unknown"
-    src = Path(mp.source) if mp.source else None
-    gate = report.gate
-    return {
-        "country": report.country,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "clm_research_version": version,
-        "mapping": {
-            "file": mp.source,
-            "sha256": sha256_file(src) if src and src.is_file() else None,
-            "format": mp.format,
-        },
-        "inputs": [asdict(f) for f in report.inputs],
-        "tables": {k: asdict(v) for k, v in gate.tables.items()} if gate else {},
-        "raw_files_modified": False,
-        "note": "Personal data columns were removed before any table or quarantine was written; "
-        "only their names are listed here.",
-    }
-
-
-def cli_ingest(countries: list[str]) -> int:
-    """``clm ingest COUNTRY…``: ingest each country, print a summary, return the exit code.
-
-    Returns 0 when every country ingested and passed the gate, 1 otherwise. User errors
-    (:class:`~clm_research.errors.CLMError`) are printed without a traceback.
-    """
-    code = 0
-    for country in countries:
-        try:
-            report = ingest_country(country)
-        except CLMError as e:
-            print(f"clm ingest {country}: FAILED\n{e}")
-            code = 1
-            continue
-        print(report.summary())
-        if report.gate is not None and not report.gate.passed:
-            code = 1
-    return code
-
-
-def _json_default(o: object) -> object:  # pragma: no cover - used by write_outputs
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, Path):
-        return str(o)
-    return str(o)
-
-
-def dump_json(obj: Any, path: Path) -> None:
-    """Write ``obj`` as indented JSON (numpy scalars converted)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps(obj, indent=2, default=_json_default, ensure_ascii=False), encoding="utf-8"
-    )

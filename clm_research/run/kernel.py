@@ -1,0 +1,138 @@
+"""One Jupyter kernel per country, shared by its notebooks, driven by papermill.
+
+The heavy imports (statsmodels, seaborn, geopandas) are paid once per country: the runner starts
+one kernel, executes each notebook in it with papermill and clears the namespace between
+notebooks (imported modules stay loaded). The kernel talks over Unix sockets in a private
+temporary folder (IPC transport), so no TCP port is opened.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = ["KERNEL_TMP_PREFIX", "start_kernel", "stop_kernel", "reset_namespace", "execute"]
+
+#: Prefix of the socket folders this module creates in the system temporary folder.
+KERNEL_TMP_PREFIX = "clm-kernel-"
+
+RESET_CODE = (
+    "get_ipython().run_line_magic('reset', '-f')\n"
+    "import matplotlib.pyplot as _plt\n_plt.close('all')\ndel _plt\n"
+)
+
+
+def start_kernel(name: str, cwd: Path) -> Any:
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
+
+    env = dict(os.environ)
+    env.update({"PYTHONHASHSEED": "0", "MPLBACKEND": "module://matplotlib_inline.backend_inline"})
+    env.setdefault("GX_ANALYTICS_ENABLED", "false")
+    # Unix-socket transport: no TCP port is opened, and ipykernel's plain-text warning is moot.
+    sockets = tempfile.mkdtemp(prefix=KERNEL_TMP_PREFIX)
+    km = AsyncKernelManager(kernel_name=name, transport="ipc", ip=os.path.join(sockets, "k"))
+    km._clm_sockets = sockets  # removed by stop_kernel
+    run_sync(km.start_kernel)(cwd=str(cwd), env=env)
+    return km
+
+
+def execute(nb_path: Path, out: Path, parameters: dict[str, Any], kernel: str, km: Any) -> None:
+    """Execute one notebook with papermill on an already started kernel ``km``."""
+    import papermill as pm
+
+    pm.execute_notebook(
+        str(nb_path),
+        str(out),
+        parameters=parameters,
+        kernel_name=kernel,
+        km=km,
+        engine_name=_register_engine(),
+        progress_bar=False,
+        request_save_on_cell_execute=False,
+        log_output=False,
+        start_timeout=120,
+    )
+
+
+def stop_kernel(km: Any) -> None:
+    from jupyter_core.utils import run_sync
+
+    try:
+        run_sync(km.shutdown_kernel)(now=True)
+    except Exception:  # the kernel may already be dead; nothing left to clean
+        pass
+    shutil.rmtree(getattr(km, "_clm_sockets", ""), ignore_errors=True)
+
+
+def reset_namespace(km: Any) -> None:
+    """Clear the previous notebook's variables; imported modules stay loaded (the point)."""
+    from jupyter_client.blocking import BlockingKernelClient
+
+    kc = BlockingKernelClient()
+    kc.load_connection_info(km.get_connection_info())
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        kc.execute_interactive(
+            RESET_CODE, timeout=60, store_history=False, output_hook=lambda m: None
+        )
+    finally:
+        kc.stop_channels()
+
+
+_ENGINE = "clm-shared-kernel"
+
+
+def _register_engine() -> str:
+    """Register a papermill engine that runs in a kernel the runner owns and closes its client.
+
+    Papermill's default engine accepts a running kernel manager (``km=``) and leaves it
+    alive, but also leaves the per-notebook kernel client's channels open; this engine closes
+    them after each notebook. Everything else is papermill's ``NBClientEngine``.
+    """
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, papermill_engines
+    from papermill.utils import merge_kwargs, remove_args
+
+    if _ENGINE in papermill_engines._engines:
+        return _ENGINE
+
+    class SharedKernelEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(
+            cls,
+            nb_man,
+            kernel_name,
+            log_output=False,
+            stdout_file=None,
+            stderr_file=None,
+            start_timeout=60,
+            execution_timeout=None,
+            **kwargs,
+        ):
+            kwargs = remove_args(["input_path", "timeout", "startup_timeout"], **kwargs)
+            final = merge_kwargs(
+                kwargs,
+                timeout=execution_timeout,
+                startup_timeout=start_timeout,
+                kernel_name=kernel_name,
+                log_output=log_output,
+                stdout_file=stdout_file,
+                stderr_file=stderr_file,
+                log=logging.getLogger("papermill"),
+            )
+            client = PapermillNotebookClient(nb_man, **final)
+            try:
+                return client.execute()
+            finally:
+                if client.kc is not None:
+                    client.kc.stop_channels()
+                    client.kc = None
+
+    papermill_engines.register(_ENGINE, SharedKernelEngine)
+    return _ENGINE
