@@ -55,9 +55,10 @@ test-notebooks: setup ## run the notebooks top to bottom under nbval (outputs ar
 	sandbox=$$(mktemp -d) && CLM_DATA_DIR=$$sandbox/data CLM_REPORTS_DIR=$$sandbox/reports \
 	  $(BIN)/python -m pytest --nbval-lax -p no:xdist -q notebooks/study_design notebooks/evaluation
 
-lint: setup ## ruff lint and format check
+lint: setup ## ruff lint and format check, mypy type check of the package (CI runs it)
 	$(BIN)/ruff check clm_research tests benchmarks
 	$(BIN)/ruff format --check clm_research tests benchmarks
+	$(BIN)/mypy
 
 format: setup ## apply ruff formatting and safe fixes
 	$(BIN)/ruff check --fix clm_research tests benchmarks
