@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
 
     from clm_research.schema import Table
@@ -417,7 +419,8 @@ def _eval(expr: Expr, frame: pd.DataFrame) -> pd.Series:
 
     import pandas as pd
 
-    ops = {
+    # an operand is a column or a constant; pandas broadcasts the comparison over the rows
+    ops: dict[str, Callable[[pd.Series, Any], pd.Series]] = {
         "==": operator.eq,
         "!=": operator.ne,
         "<": operator.lt,

@@ -34,7 +34,7 @@ def _suppress(counts: pd.DataFrame, min_cell_size: int | None, overall: bool) ->
     changed = True
     while changed:
         changed = False
-        lines = [counts.index.map(lambda r, c=c: (r, c)) for c in counts.columns]
+        lines = [pd.Index([(r, c) for r in counts.index]) for c in counts.columns]
         if overall:
             lines += [pd.Index([(r, c) for c in counts.columns]) for r in counts.index]
         for cells in lines:

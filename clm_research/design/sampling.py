@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -306,7 +306,7 @@ def stratified_sample(
         if frame[strata].isna().any():
             raise ValueError(f"strata column {strata!r} has empty values")
         work["stratum"] = frame[strata].astype(str)
-    counts = work.groupby("stratum", sort=True).size().to_dict()
+    counts = cast(dict[str, int], work.groupby("stratum", sort=True).size().to_dict())
     if isinstance(n, Mapping):
         unknown = set(n) - set(counts)
         if unknown:
@@ -322,6 +322,7 @@ def stratified_sample(
         if k == 0:
             continue
         if method == "pps":
+            assert size is not None  # checked above: PPS needs a size column
             sel = pps_systematic(part, k, size=size, seed=rng, id_column=id_column)
         else:
             idx = rng.choice(len(part), size=k, replace=False)
