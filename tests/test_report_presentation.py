@@ -109,7 +109,9 @@ EFFECTS = pd.DataFrame(
 )
 EFFECTS["verdict"] = [
     effect_verdict(e, p, d)
-    for e, p, d in zip(EFFECTS["estimate"], EFFECTS["p_adjusted"], EFFECTS["direction"])
+    for e, p, d in zip(
+        EFFECTS["estimate"], EFFECTS["p_adjusted"], EFFECTS["direction"], strict=True
+    )
 ]
 
 
