@@ -280,7 +280,7 @@ def _pydantic_problem(err: ValidationError) -> tuple[str, str]:
 
 
 def parse_framework(
-    data: dict[str, Any],
+    data: object,
     source: str = "<framework>",
     changes: dict[str, Any] | None = None,
     changes_source: str = "<country>",
@@ -371,7 +371,7 @@ def parse_framework(
         raise FrameworkError(f"{source}: field {loc!r}: {msg}") from None
 
 
-def _read_yaml(path: Path) -> Any:
+def _read_yaml(path: Path) -> object:
     return read_yaml(path, what="framework file", error=FrameworkError)
 
 

@@ -21,8 +21,8 @@ averaged over a facility-round; suitable for planning, not for analysis):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, TypedDict, Unpack
 
 import numpy as np

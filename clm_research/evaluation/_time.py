@@ -79,7 +79,9 @@ def _to_index(s: pd.Series, kind: TimeKind, what: str) -> tuple[np.ndarray, np.n
     dates = pd.to_datetime(s, errors="coerce")
     if dates.isna().any():
         bad = dates.isna().idxmax()
-        raise EvaluationError(f"{what}: row {bad!r} value {s[dates.isna()].iloc[0]!r} is not a date")
+        raise EvaluationError(
+            f"{what}: row {bad!r} value {s[dates.isna()].iloc[0]!r} is not a date"
+        )
     month = dates.dt.month.to_numpy()
     return (dates.dt.year.to_numpy() * 12 + month - 1).astype(float), month
 

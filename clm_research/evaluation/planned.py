@@ -72,7 +72,9 @@ CHANGEABLE = (
 
 
 _CONTROL: dict[str, Literal["not_yet_treated", "never_treated"]] = {
-    "not_yet_monitored": "not_yet_treated", "never_monitored": "never_treated"}
+    "not_yet_monitored": "not_yet_treated",
+    "never_monitored": "never_treated",
+}
 
 
 @dataclass

@@ -280,7 +280,9 @@ def progress_table(
     rows = []
     for key, part in indicators.groupby(by, sort=True):
         given = part["direction"].iloc[0] if "direction" in part else "higher_is_better"
-        direction: Direction = "lower_is_better" if given == "lower_is_better" else "higher_is_better"
+        direction: Direction = (
+            "lower_is_better" if given == "lower_is_better" else "higher_is_better"
+        )
         r = progress_to_target(
             part,
             time=time,
