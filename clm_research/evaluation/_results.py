@@ -239,6 +239,7 @@ def new_axes(ax: Axes | None, figsize: tuple[float, float] = (7, 4)) -> tuple[Fi
     from matplotlib.figure import Figure
 
     if ax is not None:
+        # matplotlib types ax.figure as Figure | SubFigure; the axes are drawn on a figure
         return ax.figure, ax  # type: ignore[return-value]
     fig = Figure(figsize=figsize, layout="constrained")
     return fig, fig.add_subplot()

@@ -204,7 +204,8 @@ def _panel(
             )
         cohort_of_unit = per_unit["min"].to_numpy(float)
     else:
-        d = numeric_column(df, treated, what).to_numpy()  # type: ignore[arg-type]
+        assert treated is not None  # checked above: cohort or treated is given
+        d = numeric_column(df, treated, what).to_numpy()
         first = pd.Series(np.where(d == 1, axis.index, np.inf)).groupby(codes).min()
         cohort_of_unit = first.to_numpy(float)
         # treatment must be absorbing (once on, stays on)
