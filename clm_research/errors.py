@@ -5,7 +5,14 @@ The CLI prints the message of a :class:`CLMError` without a traceback and exits 
 
 from __future__ import annotations
 
-__all__ = ["CLMError", "FrameworkError", "ParamsError", "DataQualityError", "IngestError"]
+__all__ = [
+    "CLMError",
+    "FrameworkError",
+    "ParamsError",
+    "DataQualityError",
+    "IngestError",
+    "DesignInputError",
+]
 
 
 class CLMError(Exception):
@@ -26,3 +33,16 @@ class DataQualityError(CLMError):
 
 class IngestError(CLMError):
     """An export cannot be read or mapped to the canonical model."""
+
+
+class DesignInputError(CLMError, ValueError):
+    """A study-design input is wrong: a facility list, a planning number, an analysis plan draft.
+
+    Also a :class:`ValueError`, because the design functions take numbers: callers that catch
+    ``ValueError`` for an impossible number (a proportion of 1.3) keep working.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows what this returns instead of a traceback: a workshop participant sees
+        # the sentence that says what to change, not the library's internals.
+        return [f"{type(self).__name__}: {self}"]
