@@ -44,10 +44,13 @@ from clm_research.design.planning import (
     OutcomeScale,
     PlanningNumbers,
     PowerCheck,
+    allocate_arms,
     facilities_per_arm,
+    indicator_by_round,
     power_check,
     rehearsal_data,
     round_labels,
+    round_range,
 )
 from clm_research.design.registration import build_plan, drafts_dir, save_plan
 from clm_research.design.reporting import (
@@ -148,7 +151,10 @@ __all__ = [
     "PLANNED_DESIGNS",
     "power_check",
     "facilities_per_arm",
+    "allocate_arms",
+    "indicator_by_round",
     "round_labels",
+    "round_range",
     "rehearsal_data",
     "drafts_dir",
     "build_plan",

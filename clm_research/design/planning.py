@@ -51,7 +51,10 @@ __all__ = [
     "PLANNED_DESIGNS",
     "power_check",
     "facilities_per_arm",
+    "allocate_arms",
+    "indicator_by_round",
     "round_labels",
+    "round_range",
     "rehearsal_data",
 ]
 
@@ -101,6 +104,8 @@ class OutcomeScale:
         Unit of a value: ``"minutes"``, ``"%"``, ``"issues per visit"``…
     direction
         ``"higher_is_better"`` or ``"lower_is_better"``.
+    indicator_type
+        The framework's type (``median``, ``proportion``…), which decides the summary statistic.
     """
 
     indicator_id: str
@@ -108,6 +113,7 @@ class OutcomeScale:
     kind: OutcomeKind
     unit: str
     direction: str
+    indicator_type: str = ""
 
     @classmethod
     def from_indicator(cls, indicator: Indicator) -> OutcomeScale:
@@ -129,7 +135,7 @@ class OutcomeScale:
             unit = f"{indicator.unit or 'events'} per facility and round"
         else:
             unit = indicator.unit or "units"
-        return cls(indicator.id, indicator.label, kind, unit, indicator.direction)
+        return cls(indicator.id, indicator.label, kind, unit, indicator.direction, indicator.type)
 
     @property
     def effect_unit(self) -> str:
@@ -320,6 +326,78 @@ class PlanningNumbers:
             return self.icc * p * (1 - p)
         return (self.cv_between * (self.baseline + self.after) / 2) ** 2
 
+    def simulation_inputs(self) -> dict[str, float]:
+        """The DiD simulation's inputs (effect, sd, icc, interviews) on the formulas' scale.
+
+        :func:`~clm_research.design.simulation.simulate_did_power` and
+        :func:`~clm_research.design.simulation.did_power` simulate facility-round means with
+        variance ``(1 − icc) sd² / m``; a proportion is on the 0–1 scale and a rate's Poisson
+        variance ``λ̄ / exposure`` is passed as one unit with that variance.
+        """
+        if self.scale.kind == "rate":
+            return {
+                "effect": self.effect,
+                "sd": math.sqrt(self.within_variance() / self.per_round),
+                "icc": 0.0,
+                "cluster_period_size": 1,
+            }
+        return {
+            "effect": self.model_effect(),
+            "sd": math.sqrt(self.within_variance() + self.between_variance()),
+            "icc": self.icc,
+            "cluster_period_size": self.interviews_per_round,
+        }
+
+    def survey_sample(self, margin: float) -> tuple[int, int]:
+        """Interviews and facilities for a survey estimating the indicator to ± ``margin``.
+
+        ``margin`` is in percentage points for a proportion (5 = ± 5 points) and in the
+        indicator's unit for a mean or median; the facilities each give
+        ``interviews_per_round`` interviews (design effect with the planned ICC).
+
+        Raises
+        ------
+        DesignInputError
+            For a rate (it comes from routine data, not from a survey) or a margin ≤ 0.
+        """
+        from clm_research.design.survey import (
+            clusters_needed,
+            sample_size_mean,
+            sample_size_proportion,
+        )
+
+        if self.scale.kind == "rate":
+            raise DesignInputError(
+                f"{self.scale.label} is a rate from routine data: a survey sample size does "
+                "not apply"
+            )
+        if not margin > 0:
+            raise DesignInputError(f"margin must be positive, got {margin!r}")
+        m = self.interviews_per_round
+        if self.scale.kind == "proportion":
+            n = sample_size_proportion(
+                self.baseline / 100, margin / 100, cluster_size=m, icc=self.icc
+            )
+        else:
+            assert self.sd is not None
+            n = sample_size_mean(self.sd, margin, cluster_size=m, icc=self.icc)
+        return n, clusters_needed(n, m)
+
+    def survey_margin(self, facilities: int, interviews_per_facility: float, icc: float) -> float:
+        """± precision (95 %) of the indicator from a survey, in its effect unit."""
+        from clm_research.design.survey import margin_of_error_mean, margin_of_error_proportion
+
+        n = facilities * interviews_per_facility
+        if self.scale.kind == "proportion":
+            p = self.baseline / 100
+            return 100 * margin_of_error_proportion(
+                p, n, cluster_size=interviews_per_facility, icc=icc
+            )
+        if self.scale.kind == "continuous":
+            assert self.sd is not None
+            return margin_of_error_mean(self.sd, n, cluster_size=interviews_per_facility, icc=icc)
+        raise DesignInputError(f"{self.scale.label} is a rate: survey precision does not apply")
+
     def describe(self) -> str:
         """The assumptions in one sentence (for the plan's notes)."""
         s = self.scale
@@ -421,6 +499,7 @@ def power_check(
     rounds_before: int = 1,
     rounds_after: int = 1,
     steps: int | None = None,
+    crt_method: Literal["t", "normal"] = "t",
 ) -> PowerCheck:
     """Power of a planned study to detect the planned effect on the learner's indicator.
 
@@ -439,6 +518,9 @@ def power_check(
     steps
         Stepped wedge only: the waves in which the CLM facilities start (default: one per
         round after, at most one per facility).
+    crt_method
+        Cluster RCT only: ``"t"`` (noncentral t, the default) or ``"normal"`` (to compare with
+        the other designs' normal approximations like for like).
 
     Returns
     -------
@@ -499,9 +581,9 @@ def power_check(
         raise DesignInputError("rounds_after must be at least 1 (CLM has to be measured)")
 
     if design == "cluster_rct":
-        if g1 < 2 or g0 < 2:
+        if min(g1, g0) < (2 if crt_method == "t" else 1):
             raise DesignInputError(
-                "a cluster-randomised comparison needs at least 2 facilities in each arm "
+                "a cluster-randomised comparison needs facilities in each arm (2 with the t) "
                 f"(got {g1} CLM and {g0} comparison)"
             )
         size = m * t_post
@@ -517,8 +599,12 @@ def power_check(
             cv2 = numbers.cv_between**2
             lam0, lam1 = numbers.baseline, numbers.after
             var = (lam0 / size + cv2 * lam0**2) / g0 + (lam1 / size + cv2 * lam1**2) / g1
-        power = crt_power(effect, math.sqrt(var), alpha, "t", (g1 + g0) / 2)
-        method = f"noncentral t with {g1 + g0 - 2} degrees of freedom"
+        power = crt_power(effect, math.sqrt(var), alpha, crt_method, (g1 + g0) / 2)
+        method = (
+            f"noncentral t with {g1 + g0 - 2} degrees of freedom"
+            if crt_method == "t"
+            else "normal approximation"
+        )
         if t_pre:
             notes.append(
                 "The rounds before CLM are not used by this comparison of the arms after the "
@@ -532,11 +618,12 @@ def power_check(
             )
         from clm_research.design.simulation import did_power
 
+        inputs = numbers.simulation_inputs()
         power = did_power(
-            effect,
-            sd=math.sqrt(sigma2),
-            icc=0.0,
-            cluster_period_size=1,
+            inputs["effect"],
+            sd=inputs["sd"],
+            icc=inputs["icc"],
+            cluster_period_size=inputs["cluster_period_size"],
             clusters_treated=g1,
             clusters_control=g0,
             periods_pre=t_pre,
@@ -663,17 +750,59 @@ def facilities_per_arm(
     if rounds_after < 1:
         raise DesignInputError("rounds_after must be at least 1")
     size = numbers.per_round * rounds_after
-    kw = {"power": numbers.target_power, "alpha": numbers.alpha, "method": method}
+    power, alpha = numbers.target_power, numbers.alpha
     if numbers.scale.kind == "proportion":
         return crt_clusters_per_arm_binary(
-            numbers.baseline / 100, numbers.after / 100, size, numbers.icc, **kw
+            numbers.baseline / 100,
+            numbers.after / 100,
+            size,
+            numbers.icc,
+            power=power,
+            alpha=alpha,
+            method=method,
         )
     if numbers.scale.kind == "continuous":
         assert numbers.sd is not None
-        return crt_clusters_per_arm_continuous(numbers.effect, numbers.sd, size, numbers.icc, **kw)
+        return crt_clusters_per_arm_continuous(
+            numbers.effect, numbers.sd, size, numbers.icc, power=power, alpha=alpha, method=method
+        )
     return crt_clusters_per_arm_rate(
-        numbers.baseline, numbers.after, size, numbers.cv_between, **kw
+        numbers.baseline,
+        numbers.after,
+        size,
+        numbers.cv_between,
+        power=power,
+        alpha=alpha,
+        method=method,
     )
+
+
+def allocate_arms(
+    frame: pd.DataFrame, *, facilities_clm: int, facilities_comparison: int, seed: int
+) -> pd.DataFrame:
+    """Draw the study's facilities from the list at random and split them into two arms.
+
+    Returns the drawn rows of ``frame`` (in the list's order) with a column ``arm``
+    (``"CLM"`` or ``"comparison"``); the same seed gives the same draw.
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"facility_id": list("ABCDEF"), "district": ["d"] * 6, "size": [1] * 6})
+    >>> allocate_arms(f, facilities_clm=2, facilities_comparison=2, seed=4)["arm"].value_counts().tolist()
+    [2, 2]
+    """
+    _check_counts(facilities_clm=facilities_clm, facilities_comparison=facilities_comparison)
+    total = int(facilities_clm) + int(facilities_comparison)
+    if total > len(frame):
+        raise DesignInputError(
+            f"the facility list has {len(frame)} facilities; the study asks for {total} "
+            f"({facilities_clm} CLM + {facilities_comparison} comparison)"
+        )
+    rng = np.random.default_rng(seed)
+    drawn = rng.permutation(len(frame))[:total]
+    arm = np.array(["CLM"] * int(facilities_clm) + ["comparison"] * int(facilities_comparison))
+    out = frame.iloc[drawn].assign(arm=arm)
+    return out.sort_index().reset_index(drop=True)
 
 
 def round_labels(first_round: str, n: int) -> list[str]:
@@ -696,6 +825,43 @@ def round_labels(first_round: str, n: int) -> list[str]:
         out.append(f"{year}Q{q}")
         year, q = (year + 1, 1) if q == 4 else (year, q + 1)
     return out
+
+
+def indicator_by_round(data: pd.DataFrame, scale: OutcomeScale) -> pd.DataFrame:
+    """The indicator per round and arm from (rehearsal) data, in the scale's unit.
+
+    A proportion is the percentage of interviews with ``value`` 1, a median the median and a
+    mean or duration the mean of ``value``; a rate is the events over the exposure.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``round``, one column per arm.
+    """
+    group = data.groupby(["round", "arm"])
+    if scale.kind == "rate":
+        out = group["events"].sum() / group["exposure"].sum()
+    elif scale.kind == "proportion":
+        out = 100 * group["value"].mean()
+    elif scale.indicator_type == "median":
+        out = group["value"].median()
+    else:
+        out = group["value"].mean()
+    return out.unstack("arm")
+
+
+def round_range(first_round: str, last_round: str) -> list[str]:
+    """Every quarterly round from ``first_round`` to ``last_round``, both included.
+
+    Examples
+    --------
+    >>> round_range("2023Q3", "2024Q2")
+    ['2023Q3', '2023Q4', '2024Q1', '2024Q2']
+    """
+    if round_labels(last_round, 1)[0] < round_labels(first_round, 1)[0]:
+        raise DesignInputError(f"last_round {last_round} is before first_round {first_round}")
+    n = (int(last_round[:4]) - int(first_round[:4])) * 4 + int(last_round[5]) - int(first_round[5])
+    return round_labels(first_round, n + 1)
 
 
 def rehearsal_data(

@@ -84,16 +84,16 @@ def stepped_wedge_design(
     """
     if isinstance(clusters_per_step, int):
         if steps is None:
-            raise ValueError("give `steps` when clusters_per_step is a single number")
+            raise DesignInputError("give `steps` when clusters_per_step is a single number")
         per_step = [clusters_per_step] * steps
     else:
         per_step = list(clusters_per_step)
         if steps is not None and steps != len(per_step):
-            raise ValueError(f"steps={steps} but {len(per_step)} step sizes were given")
+            raise DesignInputError(f"steps={steps} but {len(per_step)} step sizes were given")
     if not per_step or any(int(k) < 1 for k in per_step):
-        raise ValueError("every step needs at least one facility")
+        raise DesignInputError("every step needs at least one facility")
     if baseline_periods < 1 or extra_periods < 0:
-        raise ValueError("baseline_periods must be ≥ 1 and extra_periods ≥ 0")
+        raise DesignInputError("baseline_periods must be ≥ 1 and extra_periods ≥ 0")
     n_periods = baseline_periods + len(per_step) + extra_periods
     rows = []
     for s, k in enumerate(per_step):
@@ -106,12 +106,14 @@ def stepped_wedge_design(
 def _as_design(design: np.ndarray | Sequence[Sequence[float]], *, allow_nan: bool) -> np.ndarray:
     x = np.asarray(design, dtype=float)
     if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 2:
-        raise ValueError(f"design must be a 2-D facilities × periods matrix, got shape {x.shape}")
+        raise DesignInputError(
+            f"design must be a 2-D facilities × periods matrix, got shape {x.shape}"
+        )
     observed = x[~np.isnan(x)]
     if not allow_nan and np.isnan(x).any():
-        raise ValueError("the Hussey & Hughes closed form needs a complete design (no NaN)")
+        raise DesignInputError("the Hussey & Hughes closed form needs a complete design (no NaN)")
     if not np.isin(observed, (0.0, 1.0)).all():
-        raise ValueError("design entries must be 0 (no CLM) or 1 (CLM)")
+        raise DesignInputError("design entries must be 0 (no CLM) or 1 (CLM)")
     return x
 
 
@@ -139,7 +141,7 @@ def hussey_hughes_variance(design: np.ndarray, sigma2: float, tau2: float) -> fl
     """
     x = _as_design(design, allow_nan=False)
     if sigma2 <= 0 or tau2 < 0:
-        raise ValueError("sigma2 must be positive and tau2 non-negative")
+        raise DesignInputError("sigma2 must be positive and tau2 non-negative")
     n_clusters, n_periods = x.shape
     u = x.sum()
     w = (x.sum(axis=0) ** 2).sum()
@@ -148,7 +150,7 @@ def hussey_hughes_variance(design: np.ndarray, sigma2: float, tau2: float) -> fl
         u**2 + n_clusters * n_periods * u - n_periods * w - n_clusters * v
     ) * tau2
     if denom <= 0:
-        raise ValueError(
+        raise DesignInputError(
             "the treatment effect is not estimable from this design "
             "(e.g. every facility switches at the same time)"
         )
@@ -170,7 +172,7 @@ def gls_treatment_variance(design: np.ndarray, sigma2: float, tau2: float) -> fl
     """
     x = _as_design(design, allow_nan=True)
     if sigma2 <= 0 or tau2 < 0:
-        raise ValueError("sigma2 must be positive and tau2 non-negative")
+        raise DesignInputError("sigma2 must be positive and tau2 non-negative")
     n_periods = x.shape[1]
     info = np.zeros((n_periods + 1, n_periods + 1))
     for row in x:
@@ -184,10 +186,10 @@ def gls_treatment_variance(design: np.ndarray, sigma2: float, tau2: float) -> fl
     try:
         cov = np.linalg.inv(info)
     except np.linalg.LinAlgError:
-        raise ValueError("the treatment effect is not estimable from this design") from None
+        raise DesignInputError("the treatment effect is not estimable from this design") from None
     var = float(cov[-1, -1])
     if not np.isfinite(var) or var <= 0:
-        raise ValueError("the treatment effect is not estimable from this design")
+        raise DesignInputError("the treatment effect is not estimable from this design")
     return var
 
 
@@ -435,7 +437,7 @@ def stepped_wedge_schedule(
     n_periods = design.shape[1]
     labels = tuple(periods) if periods is not None else tuple(f"P{j + 1}" for j in range(n_periods))
     if len(labels) != n_periods:
-        raise ValueError(f"{len(labels)} period labels given for {n_periods} periods")
+        raise DesignInputError(f"{len(labels)} period labels given for {n_periods} periods")
     allocation = allocation.sort_values(["step", "order"]).reset_index(drop=True)
     allocation["start_period"] = [labels[baseline_periods + s - 1] for s in allocation["step"]]
     return RolloutSchedule(allocation=allocation, design=design, periods=labels, seed=seed)
