@@ -286,7 +286,9 @@ def test_indicator_type_decides_units_and_effect_scale() -> None:
     assert respect.effect_text(5) == "+5 percentage points" and respect.value_text(60) == "60%"
     assert respect.to_plan_scale(5) == pytest.approx(0.05)
     rate = _scale("treatment_interruption")
-    assert rate.kind == "rate" and rate.effect_unit == "per person-month on ART"
+    assert rate.kind == "rate" and rate.effect_unit == "events per person-month on ART"
+    assert rate.axis_label == "Treatment interruptions per person-month on ART"
+    assert respect.measured_in == "percent" and wait.axis_label == "Median waiting time (minutes)"
     count = _scale("high_severity_issues")
     assert count.kind == "rate" and count.unit == "issues per facility and round"
     days = _scale("days_to_resolution")

@@ -256,7 +256,7 @@ EXPECT: dict[str, dict[str, list[str]]] = {
         "demo": ["shorten waiting times", "Median waiting time", "measured in minutes"],
         "other": [
             "more respect where communities monitor",
-            "measured in %; a change is stated in percentage points",
+            "measured in percent; a change is stated in percentage points",
             "refill_six_months",
         ],
     },

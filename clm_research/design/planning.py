@@ -135,7 +135,14 @@ class OutcomeScale:
             unit = f"{indicator.unit or 'events'} per facility and round"
         else:
             unit = indicator.unit or "units"
+            if kind == "rate" and unit.startswith("per "):
+                unit = f"events {unit}"  # "per person-month on ART" names no numerator
         return cls(indicator.id, indicator.label, kind, unit, indicator.direction, indicator.type)
+
+    @property
+    def measured_in(self) -> str:
+        """What a value is measured in, in words: ``"percent"``, ``"minutes"``…"""
+        return "percent" if self.kind == "proportion" else self.unit
 
     @property
     def effect_unit(self) -> str:
@@ -156,6 +163,8 @@ class OutcomeScale:
     @property
     def axis_label(self) -> str:
         """Axis label for a figure: the indicator's label and the unit of its values."""
+        if self.kind == "rate" and self.unit.removeprefix("events ") in self.label:
+            return self.label
         return f"{self.label} ({self.unit})"
 
     def to_plan_scale(self, effect: float) -> float:
@@ -298,7 +307,7 @@ class PlanningNumbers:
         if self.scale.kind == "rate":
             return (
                 f"exposure {_num(self.per_round)} per facility and round "
-                f"(the denominator of {self.scale.unit})"
+                "(the rate's denominator: person-time, visits…)"
             )
         return f"{_num(self.interviews_per_round)} interviews per facility and round"
 
