@@ -390,3 +390,38 @@ def test_running_the_analysis_plan_notebook_changes_no_tracked_file(tmp_path: Pa
         assert _git_status() == before
     finally:
         draft.unlink(missing_ok=True)
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize(
+    "name,parameters,sentence",
+    [
+        (
+            "04_sampling_facilities.ipynb",
+            {"facility_list": "BAD_LIST"},
+            "row 3, column size: 'abc' is not a positive number",
+        ),
+        (
+            "05_analysis_plan.ipynb",
+            {"study_id": "demo_wait_time", "register": True},
+            "a registered plan is never overwritten",
+        ),
+    ],
+)
+def test_bad_input_stops_the_notebook_with_a_sentence_not_a_traceback(
+    name: str, parameters: dict[str, Any], sentence: str, tmp_path: Path
+) -> None:
+    import papermill as pm
+
+    bad = tmp_path / "facilities.csv"
+    bad.write_text("facility_id,district,size\nF1,North,12\nF1,,abc\n", encoding="utf-8")
+    parameters = {k: str(bad) if v == "BAD_LIST" else v for k, v in parameters.items()}
+    registered = ROOT / "params" / "plans" / "demo_wait_time.yaml"
+    before = registered.read_bytes()
+    with pytest.raises(pm.PapermillExecutionError) as info:
+        _execute(name, tmp_path / name, parameters)
+    assert info.value.ename == "DesignInputError"
+    shown = "\n".join(info.value.traceback)
+    assert sentence in shown
+    assert "Traceback" not in shown and "File " not in shown and ".py" not in shown
+    assert registered.read_bytes() == before
