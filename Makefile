@@ -83,7 +83,7 @@ bench: $(VENV)/.bench-installed ## benchmarks and simulation studies (slow; writ
 	$(BIN)/python benchmarks/simulation_study.py
 
 clean: ## remove generated reports and caches (keeps .venv and data)
-	rm -rf reports .pytest_cache .ruff_cache
+	rm -rf reports .pytest_cache .ruff_cache .mypy_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 clean-data: ## remove generated demo, processed and quarantine data
