@@ -111,12 +111,24 @@ _TRENDS = {"wait_per_round": 0.01, "q1_wait": 0.08}
 CHAIN: dict[str, Any] = {
     # monitoring intensity: each CLM facility's chance of a feedback meeting at a visit
     "feedback_meeting_probability": (0.3, 0.95),
-    # extra issues identified at a visit with a feedback meeting (Poisson mean)
-    "extra_issues_per_meeting": 1.2,
+    # extra issues identified at a visit with a feedback meeting (Poisson mean), and their
+    # categories: management and monitors go through what clients reported, so client-facing
+    # problems dominate
+    "extra_issues_per_meeting": 2.5,
+    "extra_issue_categories": {
+        "stock_out": 0.25,
+        "waiting_time": 0.25,
+        "staff_attitude": 0.2,
+        "confidentiality": 0.2,
+        "viral_load": 0.04,
+        "infrastructure": 0.02,
+        "opening_hours": 0.02,
+        "other": 0.02,
+    },
     # chance that an issue gets a corrective action agreed, by whether a meeting was held
     "action_agreed_probability": {"without_meeting": 0.5, "with_meeting": 0.9},
-    # without an agreed action, resolution takes this many times longer
-    "slower_without_action": 4.0,
+    # without an agreed action a problem is rarely solved: resolution takes this many times longer
+    "slower_without_action": 20.0,
 }
 
 #: Resolving issues of a category improves the matching service indicator the next round, in
@@ -509,7 +521,12 @@ def generate_country(
     refill = rng.choice([1, 2, 3, 6], n, p=[0.25, 0.15, 0.4, 0.2])
     item_missing = {  # item non-response, missing at random
         col: rng.random(n) < 0.02
-        for col in ("wait_minutes", "treated_with_respect", "satisfaction", "confidentiality_breach")
+        for col in (
+            "wait_minutes",
+            "treated_with_respect",
+            "satisfaction",
+            "confidentiality_breach",
+        )
     }
 
     # ---------------------------------------------------------------- observations and issues
@@ -568,10 +585,12 @@ def generate_country(
     }
     weibull_shape = 1.3
 
-    def issue_draws(gen: np.random.Generator, count: int) -> dict[str, np.ndarray]:
+    def issue_draws(
+        gen: np.random.Generator, count: int, p_category: list[float]
+    ) -> dict[str, np.ndarray]:
         """Random attributes of ``count`` issues, always drawn from ``gen`` in this order."""
         return {
-            "category": gen.choice(categories, count, p=cat_p),
+            "category": gen.choice(categories, count, p=p_category),
             "severity": gen.choice(["low", "medium", "high"], count, p=[0.35, 0.45, 0.2]),
             "weibull": gen.weibull(weibull_shape, count),
             "escalate_u": gen.random(count),
@@ -582,11 +601,12 @@ def generate_country(
         }
 
     n_issues = rng.poisson(2.2 * (1 - 0.2 * obs_dose)) * done
-    base = issue_draws(rng, int(n_issues.sum()))
+    base = issue_draws(rng, int(n_issues.sum()), cat_p)
     # results chain: a feedback meeting brings extra problems to light (separate stream)
     meeting = observations["feedback_meeting_held"].fillna(False).to_numpy(dtype=bool)
     n_extra = chain_rng.poisson(CHAIN["extra_issues_per_meeting"], k) * (done & meeting)
-    extra = issue_draws(chain_rng, int(n_extra.sum()))
+    extra_p = [CHAIN["extra_issue_categories"][c] for c in categories]
+    extra = issue_draws(chain_rng, int(n_extra.sum()), extra_p)
     iss_obs = np.concatenate([np.repeat(np.arange(k), n_issues), np.repeat(np.arange(k), n_extra)])
     order = np.argsort(iss_obs, kind="stable")  # by visit; a visit's extra issues come last
     iss_obs = iss_obs[order]
@@ -663,7 +683,9 @@ def generate_country(
         out[later] = share[f_idx[later], r_idx[later] - 1]
         return out
 
-    s_prev = {ind: previous_round(resolved_share[c["category"]]) for ind, c in CHAIN_SERVICE_LINKS.items()}
+    s_prev = {
+        ind: previous_round(resolved_share[c["category"]]) for ind, c in CHAIN_SERVICE_LINKS.items()
+    }
     shift = {ind: np.nan_to_num(v, nan=0.0) for ind, v in s_prev.items()}
     # waiting time: minutes off the mean, on the gamma variate's scale (exact)
     mu_c = mu - CHAIN_SERVICE_LINKS["wait_time_mean"]["size"] * shift["wait_time_mean"]
@@ -771,9 +793,10 @@ def generate_country(
     # ARV stock-outs happen everywhere but are seen only on monitoring visits: unseen ones
     # (comparison facilities, rounds before CLM, missed visits) are drawn on the chain stream.
     cell_r = np.arange(spec.rounds)[None, :]
-    cell_dose = ramp(cell_r - start_idx[:, None]) * np.where(
-        arm >= 0, wave_multiplier(np.maximum(arm, 0)), 0.0
-    )[:, None]
+    cell_dose = (
+        ramp(cell_r - start_idx[:, None])
+        * np.where(arm >= 0, wave_multiplier(np.maximum(arm, 0)), 0.0)[:, None]
+    )
     arv_cell_p = _expit(-1.7 + u_bin[:, None] + EFFECTS["arv_stockout"]["full"] * cell_dose)
     arv_seen = np.full((n_f, spec.rounds), np.nan)
     obs_arv = observations["arv_stockout"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
@@ -992,9 +1015,7 @@ def generate_country(
             ),
             "vl_result_received": att_table("vl", vr_p1 - vr_p0, on_art.astype(float)),
             "confidentiality_breach": att_table("breach", br_pc - br_p0),
-            "treated_with_respect": att_table(
-                "respect", ord_share(rs_eta1c) - ord_share(rs_eta0)
-            ),
+            "treated_with_respect": att_table("respect", ord_share(rs_eta1c) - ord_share(rs_eta0)),
             "satisfaction_mean": att_table("satisfaction", ord_mean(sa_eta1) - ord_mean(sa_eta0)),
             "multi_month_dispensing": {"overall": 0.0},
             "denied_service": {"overall": 0.0},
@@ -1015,9 +1036,7 @@ def generate_country(
             "note": "visits exist only after CLM starts: the effect shows as a decline over event time",
         },
         "routine": {
-            "viral_suppression_att": float(
-                np.mean((supp_p1 - supp_p0 + truth_change)[r_dose > 0])
-            )
+            "viral_suppression_att": float(np.mean((supp_p1 - supp_p0 + truth_change)[r_dose > 0]))
             if (r_dose > 0).any()
             else 0.0,
             "interruption_rate_ratio_full": float(np.exp(EFFECTS["interruptions"]["full"])),

@@ -391,7 +391,9 @@ def _pydantic_problem(err: ValidationError) -> tuple[str, str]:
     return loc, msg.removeprefix("Value error, ")
 
 
-def _link_problem(item: dict[str, Any], err: ValidationError, loc: str, msg: str) -> tuple[str, str]:
+def _link_problem(
+    item: dict[str, Any], err: ValidationError, loc: str, msg: str
+) -> tuple[str, str]:
     """Name a bad link option by its target, as written under ``contributes_to``."""
     e = err.errors()[0]
     if not e["loc"] or e["loc"][0] != "links" or len(e["loc"]) < 2:
