@@ -1237,6 +1237,7 @@ def chain_analysis(
         if col not in table:
             table[col] = "" if col in ("reason", "note") else np.nan
     if len(table):
+        table["where"] = table["where"].astype(object).where(table["where"].notna(), None)
         table["q_value"] = benjamini_hochberg(table["p_value"].to_numpy(float))
         table["strength_label"] = table["strength"].map(STRENGTHS)
         table["statement"] = [_statement(r) for r in table.itertuples(index=False)]
