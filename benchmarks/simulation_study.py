@@ -449,6 +449,15 @@ def to_markdown(rows: list[dict]) -> str:
             f"{r['coverage']:.3f} ({r['coverage_mc_se']:.3f}) | {'yes' if r['used_in_reports'] else 'no'} | "
             f"{'yes' if ok else 'NO'} |"
         )
+    skipped = [r for r in rows if r.get("not_estimable_replicates")]
+    if skipped:
+        lines += [
+            "",
+            "chain_demo: replicates where a link could not be estimated (too few facilities whose "
+            "upstream changed) are left out of its row: "
+            + "; ".join(f"{r['estimator']} {r['not_estimable_replicates']}" for r in skipped)
+            + ".",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -448,7 +448,8 @@ def generate_country(
         }
     )
     # monitoring intensity of the results chain (drawn for every facility; used where CLM runs)
-    meeting_p = chain_rng.uniform(*CHAIN["feedback_meeting_probability"], n_f)
+    meeting_lo, meeting_hi = CHAIN["feedback_meeting_probability"]
+    meeting_p = chain_rng.uniform(float(meeting_lo), float(meeting_hi), n_f)
     # facility random effects
     u_wait = rng.normal(0, 0.3, n_f)
     u_bin = rng.normal(0, 0.5, n_f)  # logit scale: ICC ≈ 0.5²/(0.5² + π²/3) ≈ 0.07
@@ -670,11 +671,11 @@ def generate_country(
     resolved_share: dict[str, np.ndarray] = {}
     for category in {c["category"] for c in CHAIN_SERVICE_LINKS.values()}:
         mine = cat == category
-        total = np.zeros((n_f, spec.rounds))
-        done_ = np.zeros((n_f, spec.rounds))
-        np.add.at(total, (obs_f[iss_obs[mine]], obs_r[iss_obs[mine]]), 1.0)
-        np.add.at(done_, (obs_f[iss_obs[mine]], obs_r[iss_obs[mine]]), is_resolved[mine])
-        resolved_share[category] = np.where(total > 0, done_ / np.maximum(total, 1), chain_cells)
+        raised = np.zeros((n_f, spec.rounds))
+        solved = np.zeros((n_f, spec.rounds))
+        np.add.at(raised, (obs_f[iss_obs[mine]], obs_r[iss_obs[mine]]), 1.0)
+        np.add.at(solved, (obs_f[iss_obs[mine]], obs_r[iss_obs[mine]]), is_resolved[mine])
+        resolved_share[category] = np.where(raised > 0, solved / np.maximum(raised, 1), chain_cells)
 
     def previous_round(share: np.ndarray) -> np.ndarray:
         """The share of the round before each interview's round (NaN in the first round)."""
@@ -772,11 +773,11 @@ def generate_country(
     # The service level a facility's clients report in one round (the *measured* facility-round
     # indicator, as the framework defines it) moves its routine outcomes the next quarter.
     def cell_mean(values: np.ndarray, scope: np.ndarray) -> np.ndarray:
-        total = np.zeros((n_f, spec.rounds))
+        rows_in = np.zeros((n_f, spec.rounds))
         hits = np.zeros((n_f, spec.rounds))
-        np.add.at(total, (f_idx[scope], r_idx[scope]), 1.0)
+        np.add.at(rows_in, (f_idx[scope], r_idx[scope]), 1.0)
         np.add.at(hits, (f_idx[scope], r_idx[scope]), values[scope].astype(float))
-        return np.where(total > 0, hits / np.maximum(total, 1), np.nan)
+        return np.where(rows_in > 0, hits / np.maximum(rows_in, 1), np.nan)
 
     answered = {col: ~miss for col, miss in item_missing.items()}
     measured = {
@@ -1103,7 +1104,8 @@ def _resolution_gain(
     """
     import numpy as np
 
-    days = ((np.datetime64(cutoff, "ns") - identified) // np.timedelta64(1, "D")).astype(float)
+    elapsed = np.asarray(np.datetime64(cutoff, "ns") - identified)
+    days = (elapsed // np.timedelta64(1, "D")).astype(float)
     days = np.maximum(days, 0.0)
     with_action = 1 - np.exp(-((days / scale) ** shape))
     without = 1 - np.exp(-((days / (slower * scale)) ** shape))

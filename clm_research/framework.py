@@ -104,6 +104,40 @@ class Link(_Frozen):
     )
 
 
+def _split_link_entries(data: Any) -> Any:
+    """Split ``contributes_to`` entries written as mappings (``to``, ``lag``, ``where``).
+
+    The ids stay in ``contributes_to`` (what the study-design chain reads); the options go to
+    ``links``. An explicit ``links`` entry (a country's change of a lag) wins over the mapping
+    in ``contributes_to`` for the same target.
+    """
+    if not isinstance(data, dict) or "contributes_to" not in data:
+        return data
+    entries = data["contributes_to"]
+    if entries is None or isinstance(entries, str) or not isinstance(entries, list | tuple):
+        return data  # let field validation report the type
+    ids: list[Any] = []
+    options: dict[str, Any] = {}
+    for entry in entries:
+        if isinstance(entry, dict):
+            target = entry.get("to")
+            ids.append(target)
+            if isinstance(target, str):
+                options[target] = entry
+        else:
+            ids.append(entry)
+    explicit = data.get("links") or ()
+    if isinstance(explicit, list | tuple):
+        for entry in explicit:
+            target = entry.get("to") if isinstance(entry, dict) else getattr(entry, "to", None)
+            if isinstance(target, str):
+                options[target] = entry
+    out = dict(data)
+    out["contributes_to"] = ids
+    out["links"] = list(options.values())
+    return out
+
+
 class Indicator(_Frozen):
     """One indicator of the framework, defined once, as data."""
 
@@ -145,37 +179,8 @@ class Indicator(_Frozen):
     @model_validator(mode="before")
     @classmethod
     def _split_links(cls, data: Any) -> Any:
-        """Accept ``contributes_to`` entries written as mappings (``to``, ``lag``, ``where``).
-
-        The ids stay in ``contributes_to`` (what the study-design chain reads); the options
-        go to ``links``. An explicit ``links`` entry (a country's change of a lag) wins over
-        the mapping in ``contributes_to`` for the same target.
-        """
-        if not isinstance(data, dict) or "contributes_to" not in data:
-            return data
-        entries = data["contributes_to"]
-        if entries is None or isinstance(entries, str) or not isinstance(entries, list | tuple):
-            return data  # let field validation report the type
-        ids: list[Any] = []
-        options: dict[str, Any] = {}
-        for entry in entries:
-            if isinstance(entry, dict):
-                target = entry.get("to")
-                ids.append(target)
-                if isinstance(target, str):
-                    options[target] = entry
-            else:
-                ids.append(entry)
-        explicit = data.get("links") or ()
-        if isinstance(explicit, list | tuple):
-            for entry in explicit:
-                target = entry.get("to") if isinstance(entry, dict) else getattr(entry, "to", None)
-                if isinstance(target, str):
-                    options[target] = entry
-        out = dict(data)
-        out["contributes_to"] = ids
-        out["links"] = list(options.values())
-        return out
+        """Accept ``contributes_to`` entries written as mappings (see :func:`_split_link_entries`)."""
+        return _split_link_entries(data)
 
     @model_validator(mode="after")
     def _fields_for_type(self) -> Indicator:
@@ -232,7 +237,7 @@ class Indicator(_Frozen):
         for link in self.links:
             if link.to == target:
                 return link
-        return Link(to=target)
+        return Link(to=target, lag=DEFAULT_LAG, where=None)
 
     @property
     def chain_links(self) -> tuple[Link, ...]:
@@ -398,7 +403,7 @@ def _link_problem(
     e = err.errors()[0]
     if not e["loc"] or e["loc"][0] != "links" or len(e["loc"]) < 2:
         return loc, msg
-    split = Indicator._split_links(item)
+    split = _split_link_entries(item)
     links = split.get("links") if isinstance(split, dict) else None
     pos = e["loc"][1]
     target = "?"

@@ -69,7 +69,9 @@ def linear_panel(
         for k in range(1, rounds):
             z[k] += 0.5 * z[k - 1]
         e[s] = z
-    ramp = np.where(t >= cohort[f], 1.0 + 0.5 * (t - np.where(np.isfinite(cohort[f]), cohort[f], 0)), 0.0)
+    ramp = np.where(
+        t >= cohort[f], 1.0 + 0.5 * (t - np.where(np.isfinite(cohort[f]), cohort[f], 0)), 0.0
+    )
     x_lag = np.full(n * rounds, np.nan)
     x_lag[t >= lag] = x[np.flatnonzero(t >= lag) - lag]
     y = a[f] + 0.2 * t + ramp + beta * np.nan_to_num(x_lag) + e
@@ -128,7 +130,9 @@ def test_demo_planted_links_are_recovered(country, chain_xa, chain_xb, demo_xa, 
 
 
 @pytest.mark.parametrize("country", ["XA", "XB"])
-def test_demo_broken_link_is_not_reported_as_an_effect(country, chain_xa, chain_xb, demo_xa, demo_xb):
+def test_demo_broken_link_is_not_reported_as_an_effect(
+    country, chain_xa, chain_xb, demo_xa, demo_xb
+):
     result, demo = (chain_xa, demo_xa) if country == "XA" else (chain_xb, demo_xb)
     b = demo.truth["chain"]["broken_link"]
     row = result.links.set_index(["upstream", "downstream"]).loc[(b["upstream"], b["downstream"])]
@@ -203,7 +207,10 @@ def test_any_subset_of_tables(demo_xa, framework_xa) -> None:
     tables = {k: v for k, v in demo_xa.clean.items() if k not in ("issues", "routine")}
     res = chain_analysis(tables, framework_xa, mediation=False)
     t = res.links.set_index(["upstream", "downstream"])
-    assert t.loc[("issues_action_agreed", "issues_resolved"), "reason"] == "not collected: no issues table"
+    assert (
+        t.loc[("issues_action_agreed", "issues_resolved"), "reason"]
+        == "not collected: no issues table"
+    )
     assert t.loc[("wait_time_mean", "treatment_interruption"), "reason"] == (
         "not collected: no routine table"
     )
@@ -391,7 +398,9 @@ def test_link_options_are_validated_at_load_time() -> None:
                 ind["contributes_to"] = entries
         return data
 
-    with pytest.raises(FrameworkError, match=re.escape("link to 'treatment_interruption', option 'lag'")):
+    with pytest.raises(
+        FrameworkError, match=re.escape("link to 'treatment_interruption', option 'lag'")
+    ):
         parse_framework(with_links([{"to": "treatment_interruption", "lag": -1}]), source="fw.yaml")
     with pytest.raises(FrameworkError, match="unknown column 'category' in dataset 'interviews'"):
         parse_framework(
@@ -404,11 +413,15 @@ def test_link_options_are_validated_at_load_time() -> None:
             source="fw.yaml",
         )
     with pytest.raises(FrameworkError, match="option 'delay': unknown option"):
-        parse_framework(with_links([{"to": "treatment_interruption", "delay": 2}]), source="fw.yaml")
+        parse_framework(
+            with_links([{"to": "treatment_interruption", "delay": 2}]), source="fw.yaml"
+        )
     # a country may change a lag
     fw = parse_framework(
         raw,
-        changes={"overrides": {"wait_time_mean": {"links": [{"to": "treatment_interruption", "lag": 2}]}}},
+        changes={
+            "overrides": {"wait_time_mean": {"links": [{"to": "treatment_interruption", "lag": 2}]}}
+        },
     )
     assert fw.indicator("wait_time_mean").link("treatment_interruption").lag == 2
     assert load_framework().indicator("wait_time_mean").link("treatment_interruption").lag == 1

@@ -1823,7 +1823,7 @@ def plot_chain(
                 "alpha": 0.9,
             },
         )
-    handles = [
+    handles: list[Any] = [
         Line2D([], [], color=_LINK_STYLE["strong"][0], lw=3, label="link holds (p < 0.01)"),
         Line2D([], [], color=_LINK_STYLE["moderate"][0], lw=2, label="link holds (p < 0.05)"),
         Line2D(
