@@ -18,8 +18,8 @@ effects; standard errors by the facility-cluster jackknife (CV3: MacKinnon, Niel
 "Cluster-robust inference: a guide to empirical practice"), which stays reliable with the few,
 unbalanced clusters a link often has where the usual CR1 sandwich is too small, and a t reference
 with G − 1 degrees of freedom; singleton facility-rounds dropped (Correia 2015, "Singletons,
-cluster-robust standard errors and fixed effects"). The cohort × round effects are the round fixed
-effects of the issue taken one step further: CLM's own effect on the downstream indicator —
+cluster-robust standard errors and fixed effects"). Cohort × round effects refine plain round
+effects: CLM's own effect on the downstream indicator —
 ramping up, different by roll-out wave — depends only on the cohort and the round, so it is
 absorbed, and the link is identified by comparing facilities at the same stage of CLM that made
 more or less upstream progress. Assumptions: (i) given these fixed effects, changes in the
@@ -45,11 +45,12 @@ on the downstream one (Callaway–Sant'Anna simple ATTs on the facility × round
 link; share carried = a·b / c. Assumptions on top of the link's: no interaction between CLM and
 the intermediate, effects stable over the rounds compared, and a, b, c estimated independently
 (the Monte Carlo interval of MacKinnon, Lockwood & Williams 2004 draws them as independent
-normals, which ignores their positive covariance from sharing facilities). ``statsmodels``'
+normals, which ignores the covariance they have from sharing facilities). ``statsmodels``'
 ``Mediation`` class needs one fitted mediator model and one outcome model on the same units; it
 does not take a staggered difference-in-differences with two-way fixed effects, hence this.
 
-This module imports statsmodels-free numpy/scipy code; matplotlib only inside :func:`plot_chain`.
+numpy and pandas at import; scipy, the indicator engine and the difference-in-differences module
+inside the functions that need them; matplotlib only inside :func:`plot_chain`.
 """
 
 from __future__ import annotations
@@ -320,24 +321,46 @@ def _jackknife_fit(
         yw, Xw, Dw = M[:, 0], M[:, 1 : 1 + k], M[:, 1 + k :]
     else:
         yw, Xw, Dw = y.astype(float), X.astype(float), D
+    # keep a full-rank set of the fixed-effect columns (demeaned cell dummies are collinear
+    # within each adoption cohort), so that Z'Z can be inverted once
+    if Dw.shape[1]:
+        from scipy.linalg import qr
+
+        _, r_fac, piv = qr(Dw, mode="economic", pivoting=True)
+        diag = np.abs(np.diag(r_fac))
+        rank = int((diag > 1e-10 * max(diag.max(initial=0.0), 1.0)).sum())
+        Dw = Dw[:, np.sort(piv[:rank])]
     Z = np.column_stack([Xw, Dw])
     ZtZ = Z.T @ Z
     Zty = Z.T @ yw
-    theta = np.linalg.pinv(ZtZ, hermitian=True) @ Zty
-    # per-facility cross-products, then each leave-one-out solution
+    inv = np.linalg.pinv(ZtZ, hermitian=True)
+    theta = inv @ Zty
+    resid = yw - Z @ theta
+    # leave-one-facility-out solutions in closed form (the jackknife of least squares):
+    # θ₍₋g₎ = θ̂ − (Z'Z)⁻¹ Z_g' (I − H_gg)⁻¹ ê_g, with H_gg = Z_g (Z'Z)⁻¹ Z_g'; where removing
+    # facility g leaves a parameter unidentified (I − H_gg singular) the refit uses a
+    # pseudo-inverse instead
     order = np.argsort(g_codes, kind="stable")
     bounds = np.searchsorted(g_codes[order], np.arange(G + 1))
     jack = np.empty((G, k))
     for g in range(G):
         rows = order[bounds[g] : bounds[g + 1]]
         Zg = Z[rows]
-        sol = np.linalg.pinv(ZtZ - Zg.T @ Zg, hermitian=True) @ (Zty - Zg.T @ yw[rows])
-        jack[g] = sol[:k]
+        left = Zg @ inv  # T_g × p
+        m = np.eye(len(rows)) - left @ Zg.T
+        if np.linalg.cond(m) < 1e10:
+            jack[g] = theta[:k] - (left.T @ np.linalg.solve(m, resid[rows]))[:k]
+        else:
+            sol = np.linalg.pinv(ZtZ - Zg.T @ Zg, hermitian=True) @ (Zty - Zg.T @ yw[rows])
+            jack[g] = sol[:k]
     dev = jack - theta[:k]
     cov = (G - 1) / G * dev.T @ dev
     # the first regressor and the outcome net of every fixed effect (Frisch–Waugh–Lovell)
-    proj = np.linalg.lstsq(Dw, np.column_stack([Xw[:, 0], yw]), rcond=None)[0]
-    within = np.column_stack([Xw[:, 0], yw]) - Dw @ proj
+    if Dw.shape[1]:
+        proj = np.linalg.lstsq(Dw, np.column_stack([Xw[:, 0], yw]), rcond=None)[0]
+        within = np.column_stack([Xw[:, 0], yw]) - Dw @ proj
+    else:
+        within = np.column_stack([Xw[:, 0], yw])
     return _Fit(theta[:k], cov, G - 1, n, G, within[:, 0], within[:, 1])
 
 
@@ -876,42 +899,61 @@ def facility_round_values(
 def _values(
     ind: Indicator, tables: Mapping[str, Any], fw0: Framework, where: str | None
 ) -> pd.DataFrame:
-    from scipy import stats
-
+    """One indicator per facility and round (its rows filtered by ``where`` first)."""
     from clm_research.derived import enrich
     from clm_research.expressions import evaluate, parse
-    from clm_research.indicators import compute_indicators
 
     use = {k: v for k, v in tables.items() if isinstance(v, pd.DataFrame)}
     if where:
         frame = use[ind.dataset]
         mask = evaluate(parse(where), enrich(ind.dataset, frame, use.get("facilities")))
         use[ind.dataset] = frame.loc[mask.to_numpy(dtype=bool)]
-    res = compute_indicators(fw0, use, by=["facility_id", "round"], indicators=[ind.id])
-    res = res[np.isfinite(res["estimate"].to_numpy(float))]
-    out = pd.DataFrame(
-        {
-            "facility_id": res["facility_id"].astype(str).to_numpy(),
-            "round": res["round"].astype(str).to_numpy(),
-            "value": res["estimate"].to_numpy(float),
-            "n": res["denominator"].where(res["denominator"].notna(), res["n"]).to_numpy(float),
-        }
+    return _many_values([ind], use, fw0)[ind.id]
+
+
+def _many_values(
+    inds: Sequence[Indicator], tables: Mapping[str, Any], fw0: Framework
+) -> dict[str, pd.DataFrame]:
+    """Several indicators per facility and round in one engine call (datasets enriched once)."""
+    from scipy import stats
+
+    from clm_research.indicators import compute_indicators
+
+    if not inds:
+        return {}
+    use = {k: v for k, v in tables.items() if isinstance(v, pd.DataFrame)}
+    res_all = compute_indicators(
+        fw0, use, by=["facility_id", "round"], indicators=[i.id for i in inds]
     )
-    out["variance"] = np.nan
-    if ind.dataset == "interviews" and ind.type == "proportion":
-        n = out["n"].to_numpy(float)
-        p = out["value"].to_numpy(float)
-        out["variance"] = np.where(n > 0, p * (1 - p) / np.maximum(n, 1), np.nan)
-    elif ind.dataset == "interviews" and ind.type == "mean":
-        # the engine's t interval: half-width = t(n − 1) · sd / √n, so var(mean) = (hw / t)²
-        n = res["n"].to_numpy(float)
-        hw = (res["ci_high"] - res["ci_low"]).to_numpy(float) / 2
-        tq = stats.t.ppf(0.5 + fw0.confidence / 2, np.maximum(n - 1, 1))
-        out["variance"] = np.where(n > 1, (hw / tq) ** 2, np.nan)
-    bad = (out["facility_id"] == "(all)") | (out["round"] == "(all)")
-    if bad.any():
-        raise _NotEstimable(f"{ind.id}: not measured per facility and round")
-    return out.reset_index(drop=True)
+    out_all: dict[str, pd.DataFrame] = {}
+    for ind in inds:
+        res = res_all[res_all["indicator_id"] == ind.id]
+        res = res[np.isfinite(res["estimate"].to_numpy(float))]
+        den = res["denominator"]
+        out = pd.DataFrame(
+            {
+                "facility_id": res["facility_id"].astype(str).to_numpy(),
+                "round": res["round"].astype(str).to_numpy(),
+                "value": res["estimate"].to_numpy(float),
+                "n": den.where(den.notna(), res["n"]).to_numpy(float),
+            }
+        )
+        out["variance"] = np.nan
+        if ind.dataset == "interviews" and ind.type == "proportion":
+            n = out["n"].to_numpy(float)
+            p = out["value"].to_numpy(float)
+            out["variance"] = np.where(n > 0, p * (1 - p) / np.maximum(n, 1), np.nan)
+        elif ind.dataset == "interviews" and ind.type == "mean":
+            # the engine's t interval: half-width = t(n − 1) · sd / √n, so var(mean) = (hw/t)²
+            n = res["n"].to_numpy(float)
+            hw = (res["ci_high"] - res["ci_low"]).to_numpy(float) / 2
+            tq = stats.t.ppf(0.5 + fw0.confidence / 2, np.maximum(n - 1, 1))
+            out["variance"] = np.where(n > 1, (hw / tq) ** 2, np.nan)
+        bad = (out["facility_id"] == "(all)") | (out["round"] == "(all)")
+        if bad.any():
+            raise _NotEstimable(f"{ind.id}: not measured per facility and round")
+        out_all[ind.id] = out.reset_index(drop=True)
+    return out_all
 
 
 def _cohort_rounds(tables: Mapping[str, Any]) -> pd.Series | None:
@@ -989,6 +1031,15 @@ def _strength(eff: Effect, expected: int, std_ci: tuple[float, float]) -> str:
     return "inconclusive"
 
 
+def _quarter_numbers(labels: pd.Series) -> pd.Series:
+    """Round labels (``YYYYQn``) as consecutive integers, each distinct label parsed once."""
+    uniq = pd.unique(labels.dropna())
+    if not len(uniq):
+        return pd.Series(np.nan, index=labels.index)
+    index = time_axis(pd.Series([str(u) for u in uniq]), "round").index
+    return labels.map(dict(zip(uniq, index, strict=True))).astype(float)
+
+
 def _clm_effect(
     values: pd.DataFrame, cohorts: pd.Series, level: float
 ) -> tuple[Effect | None, str]:
@@ -998,8 +1049,10 @@ def _clm_effect(
     panel = values.assign(cohort=values["facility_id"].map(cohorts))
     if panel["cohort"].notna().all():
         return None, "no comparison facilities measure it"
+    panel["t"] = _quarter_numbers(panel["round"])
+    panel["cohort_t"] = _quarter_numbers(panel["cohort"])
     try:
-        res = callaway_santanna(panel, "value", time="round", cohort="cohort", level=level)
+        res = callaway_santanna(panel, "value", time="t", cohort="cohort_t", level=level)
     except EvaluationError as e:
         return None, str(e)
     return res.primary, ""
@@ -1084,6 +1137,22 @@ def chain_analysis(
     fw0 = _framework_for_panels(framework)
     cohorts = _cohort_rounds(tables)
     cache: dict[tuple[str, str | None], pd.DataFrame | str] = {}
+    # indicators without a filter: one engine call for all of them (datasets enriched once)
+    plain: dict[str, Indicator] = {}
+    for d in declared:
+        for ind, where in ((d.upstream, d.where), (d.downstream, None)):
+            if where is None and ind.id not in plain:
+                try:
+                    _check_measurable(ind, tables, None)
+                    plain[ind.id] = ind
+                except _NotEstimable as e:
+                    cache[(ind.id, None)] = str(e)
+    try:
+        cache.update(
+            {(k, None): v for k, v in _many_values(list(plain.values()), tables, fw0).items()}
+        )
+    except Exception:
+        pass
 
     def values(ind: Indicator, where: str | None) -> pd.DataFrame:
         key = (ind.id, where)
@@ -1136,16 +1205,21 @@ def chain_analysis(
             if cohorts is not None:
                 panel["cohort"] = panel["facility_id"].map(cohorts)
             label = f"{d.upstream.label} → {d.downstream.label}"
+            if d.method == "dose_response" and cohorts is None:
+                # without the facilities table, a facility's CLM starts with its first record
+                first = up.groupby("facility_id")["round"].min()
+                panel["cohort"] = panel["facility_id"].map(first)
+            # rounds as numbers, parsed once per label (the estimators accept any time axis)
+            panel["t"] = _quarter_numbers(panel["round"])
+            if "cohort" in panel:
+                panel["cohort_t"] = _quarter_numbers(panel["cohort"])
             if d.method == "dose_response":
-                if cohorts is None:
-                    # without the facilities table, a facility's CLM starts with its first record
-                    first = up.groupby("facility_id")["round"].min()
-                    panel["cohort"] = panel["facility_id"].map(first)
                 res: EvaluationResult = dose_response(
                     panel,
                     u_col,
                     d_col,
-                    cohort="cohort",
+                    time="t",
+                    cohort="cohort_t",
                     lag=lag,
                     min_facilities=min_facilities,
                     level=level,
@@ -1158,7 +1232,8 @@ def chain_analysis(
                     panel,
                     u_col,
                     d_col,
-                    cohort="cohort" if cohorts is not None else None,
+                    time="t",
+                    cohort="cohort_t" if cohorts is not None else None,
                     lag=lag,
                     upstream_variance="up_var" if has_var else None,
                     min_facilities=min_facilities,
