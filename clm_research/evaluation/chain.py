@@ -1606,7 +1606,7 @@ def chain_paragraph(result: ChainResult) -> str:
         elif r.strength == "opposite":
             text += f", but where they were resolved, {down} moved the wrong way {timing}"
         else:
-            text += f", but {down} did not measurably follow {timing}"
+            text += f", but {down} did not measurably improve {timing}"
         clauses.append(text)
     if clauses:
         joined = "; ".join(clauses)
