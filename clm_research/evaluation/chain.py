@@ -1416,6 +1416,14 @@ def chain_analysis(
             "No facilities table: round effects only, so CLM's own effect on a downstream "
             "indicator is not separated from the link."
         )
+    if med_rows:
+        notes.append(
+            "Shares of CLM's effect carried by a link: product of coefficients a·b / c (a, c: "
+            "Callaway–Sant'Anna effects of CLM on the two indicators; b: the link), assuming no "
+            "unmeasured confounding of the link given the fixed effects, no interaction between "
+            "CLM and the intermediate, and stable effects over the rounds compared; Monte Carlo "
+            "intervals treat a, b and c as independent."
+        )
     return ChainResult(
         method="Results-chain analysis",
         effects=tuple(effects),
