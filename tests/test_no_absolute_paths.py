@@ -1,11 +1,12 @@
 """No artefact carries an absolute path of the machine (it reveals user names and folder layouts).
 
-A throwaway project (demo data for XA, the gate with Great Expectations, two tiny notebooks,
-data and reports folders outside the project as ``$CLM_DATA_DIR``/``$CLM_REPORTS_DIR`` set
-them) is run three times — a success, a notebook that fails with an absolute path in its error,
-a gate that fails on a missing export — and every file written (status.json, provenance,
-timings, manifest, processed tables, quarantine, Data Docs, reports, executed notebooks, the
-index) and the printed summary are searched for the absolute folders. Failed runs' folders
+A throwaway project (demo data for XA, the gate with Great Expectations, a tiny notebook, data
+and reports folders outside the project as ``$CLM_DATA_DIR``/``$CLM_REPORTS_DIR`` set them)
+is run four times — a success, a notebook that fails with an absolute path in its error,
+a notebook whose parameters are misspelt, a gate that fails on a missing export — and every
+file written (status.json, provenance, timings, manifest, processed tables, quarantine, Data
+Docs, reports, executed notebooks, the index) and the printed summary are searched for the
+absolute folders. Failed runs' folders
 (``.failed-<period>``), kept on the machine for inspection and never linked, are not searched.
 """
 
@@ -110,6 +111,20 @@ def test_no_absolute_path_in_any_artefact(project: Path, tmp_path: Path) -> None
     assert "FileNotFoundError" in message and "missing-input.csv" in message
     assert "reports/XA/.tmp-2024Q4" in message  # the path, shown from the reports folder
     (project / "notebooks" / "evaluation" / "01_fails.ipynb").unlink()
+
+    # a notebook whose parameters cell is misspelt: refused before anything runs
+    write_notebook(
+        project / "notebooks" / "evaluation",
+        "02_typo",
+        ["pass"],
+        params='country = "XX"\nperod = "2000Q1"\noutput_dir = "."\nseed = 0\n',
+    )
+    refused = runner.run_countries(["XA"], kernel="python3", progress=False, synthesis=False)
+    assert refused.exit_code == 1
+    logs.append(refused.format())
+    message = refused.results[0].message()  # shown in the log and the index
+    assert "notebooks/evaluation/02_typo.ipynb: parameters cell does not match" in message
+    (project / "notebooks" / "evaluation" / "02_typo.ipynb").unlink()
 
     # a gate that fails: an export is missing
     (data / "raw" / "XA" / "routine.csv").unlink()

@@ -426,7 +426,7 @@ def run_country(task: CountryTask) -> CountryResult:
     _apply_environment(task)
     run = _Run(task)
     if task.params_error:
-        run.result.stage, run.result.error = "parameters", task.params_error
+        run.result.stage, run.result.error = "parameters", display_text(task.params_error)
         return run.finish()
     try:
         with run.step("hash"):
