@@ -56,9 +56,10 @@ test-notebooks: setup ## run the notebooks: the workshop on two sets of inputs (
 	sandbox=$$(mktemp -d) && CLM_DATA_DIR=$$sandbox/data CLM_REPORTS_DIR=$$sandbox/reports \
 	  $(BIN)/python -m pytest --nbval-lax -p no:xdist -q notebooks/evaluation
 
-lint: setup ## ruff lint and format check
+lint: setup ## ruff lint and format check, mypy type check of the package (CI runs it)
 	$(BIN)/ruff check clm_research tests benchmarks
 	$(BIN)/ruff format --check clm_research tests benchmarks
+	$(BIN)/mypy
 
 format: setup ## apply ruff formatting and safe fixes
 	$(BIN)/ruff check --fix clm_research tests benchmarks
@@ -82,7 +83,7 @@ bench: $(VENV)/.bench-installed ## benchmarks and simulation studies (slow; writ
 	$(BIN)/python benchmarks/simulation_study.py
 
 clean: ## remove generated reports and caches (keeps .venv and data)
-	rm -rf reports .pytest_cache .ruff_cache
+	rm -rf reports .pytest_cache .ruff_cache .mypy_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 clean-data: ## remove generated demo, processed and quarantine data

@@ -948,9 +948,10 @@ def rehearsal_data(
     clm = set(clm_facilities)
     start = rounds.index(start_round)
     level = rng.normal(0.0, math.sqrt(numbers.between_variance()), len(ids))
-    if s.kind == "rate":
+    mult = np.ones(len(ids))  # facility rate multipliers: between-facility spread of a rate
+    if s.kind == "rate" and numbers.cv_between > 0:
         cv = numbers.cv_between
-        mult = rng.gamma(1 / cv**2, cv**2, len(ids)) if cv > 0 else np.ones(len(ids))
+        mult = rng.gamma(1 / cv**2, cv**2, len(ids))
     rows: list[pd.DataFrame] = []
     for i, (fid, district) in enumerate(zip(ids, frame["district"].astype(str), strict=True)):
         arm = "CLM" if fid in clm else "comparison"

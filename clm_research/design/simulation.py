@@ -21,15 +21,18 @@ averaged over a facility-round; suitable for planning, not for analysis):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal, TypedDict, Unpack
 
 import numpy as np
 import pandas as pd
 
 from clm_research.design.survey import z_value
 from clm_research.errors import DesignInputError
+
+if TYPE_CHECKING:
+    from clm_research.evaluation.its import ITSResult
 
 __all__ = [
     "SimulationPower",
@@ -102,7 +105,7 @@ def _result(
     )
 
 
-def _progress(n: int, desc: str, progress: bool):
+def _progress(n: int, desc: str, progress: bool) -> Iterable[int]:
     from tqdm import tqdm
 
     return tqdm(range(n), desc=desc, disable=not progress, leave=False)
@@ -248,7 +251,7 @@ def simulate_its_power(
         raise DesignInputError(f"ar1 must be between -1 and 1, got {ar1!r}")
     if test not in ("level", "slope"):
         raise DesignInputError(f"test must be 'level' or 'slope', got {test!r}")
-    segmented: Callable[..., Any] | None = None
+    segmented: Callable[..., ITSResult] | None = None
     if estimator in ("auto", "evaluation"):
         try:
             from clm_research.evaluation.its import segmented_regression as segmented
@@ -420,6 +423,18 @@ def simulate_did_power(
     return _result(pvals, ests, alpha, "two-way fixed effects, facility-clustered errors", null)
 
 
+class PanelSettings(TypedDict, total=False):
+    """The settings of :func:`simulate_panel` other than the effect, the trend and the seed."""
+
+    clm_facilities: int
+    comparison_facilities: int
+    periods: int
+    start_period: int
+    baseline: float
+    sd_facility: float
+    sd_noise: float
+
+
 def simulate_panel(
     *,
     clm_facilities: int = 20,
@@ -476,7 +491,7 @@ def compare_designs_under_trend(
     n_sims: int = 200,
     seed: int = 1,
     progress: bool = True,
-    **panel: Any,
+    **panel: Unpack[PanelSettings],
 ) -> pd.DataFrame:
     """Bias of naive pre/post versus ITS and DiD when everything improves anyway.
 
@@ -485,6 +500,9 @@ def compare_designs_under_trend(
     * **pre/post**: mean of CLM facilities after minus before (ignores the trend);
     * **ITS**: segmented regression of the CLM facilities' average series (level change);
     * **DiD**: (CLM after − before) − (comparison after − before).
+
+    Further keyword arguments (:class:`PanelSettings`: facilities, periods, start period,
+    baseline, spreads) are passed on to :func:`simulate_panel`.
 
     Returns
     -------

@@ -54,7 +54,9 @@ EFFECT_COLUMNS: tuple[str, ...] = (
 )
 
 
-def effect_verdict(estimate: float, p_adjusted: float, direction: str, fdr: float = FDR) -> str:
+def effect_verdict(
+    estimate: float | None, p_adjusted: float | None, direction: str, fdr: float = FDR
+) -> str:
     """The verdict on one effect: improved / worse with CLM, no clear change, not evaluated.
 
     Parameters
@@ -141,6 +143,9 @@ def clm_effects(framework: Framework, tables: Mapping[str, pd.DataFrame]) -> pd.
     out["note"] = out["note"].fillna("")
     out["p_adjusted"] = benjamini_hochberg(out["p_value"].to_numpy(dtype=float))
     out["verdict"] = [
-        effect_verdict(r.estimate, r.p_adjusted, r.direction) for r in out.itertuples(index=False)
+        effect_verdict(estimate, p_adjusted, direction)
+        for estimate, p_adjusted, direction in zip(
+            out["estimate"], out["p_adjusted"], out["direction"], strict=True
+        )
     ]
     return out[list(EFFECT_COLUMNS)]

@@ -12,7 +12,10 @@ import copy
 import html
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # nbformat is imported when a report is rendered
+    from nbformat import NotebookNode
 
 __all__ = ["REPORT_CSS", "combine_notebooks", "render_report", "write_report"]
 
@@ -44,22 +47,22 @@ _TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 """
 
 
-def _title(nb: Any, fallback: str) -> str:
+def _title(nb: NotebookNode, fallback: str) -> str:
     for cell in nb.cells:
         if cell.cell_type == "markdown":
-            for line in cell.source.splitlines():
+            for line in str(cell.source).splitlines():
                 if line.startswith("# "):
                     return line[2:].strip()
     return fallback
 
 
 def combine_notebooks(
-    notebooks: Sequence[tuple[str, Any]],
+    notebooks: Sequence[tuple[str, NotebookNode]],
     *,
     title: str,
     subtitle: str = "",
     provenance_html: str = "",
-) -> Any:
+) -> NotebookNode:
     """Merge executed notebooks into one notebook for rendering.
 
     Parameters
@@ -78,7 +81,7 @@ def combine_notebooks(
     """
     import nbformat
 
-    merged = nbformat.v4.new_notebook()
+    merged: NotebookNode = nbformat.v4.new_notebook()
     if notebooks:
         merged.metadata = copy.deepcopy(notebooks[0][1].metadata)
         merged.metadata.pop("papermill", None)
@@ -120,7 +123,7 @@ def combine_notebooks(
     return merged
 
 
-def render_report(nb: Any, *, resources: Mapping[str, Any] | None = None) -> str:
+def render_report(nb: NotebookNode, *, resources: Mapping[str, Any] | None = None) -> str:
     """Render a (combined) notebook to HTML with the code hidden and images embedded."""
     import jinja2
     from nbconvert import HTMLExporter
@@ -140,7 +143,7 @@ def render_report(nb: Any, *, resources: Mapping[str, Any] | None = None) -> str
 
 
 def write_report(
-    notebooks: Sequence[tuple[str, Any]],
+    notebooks: Sequence[tuple[str, NotebookNode]],
     path: Path,
     *,
     title: str,

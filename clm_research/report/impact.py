@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-    from clm_research.evaluation import EvaluationResult
+    from clm_research.evaluation import Effect, EvaluationResult
     from clm_research.evaluation.its import ITSResult
 
 __all__ = [
@@ -83,7 +83,7 @@ def its_caption(country: str, result: EvaluationResult, indicator_id: str) -> st
     return its_result_caption(result, ind.label, ind.unit)
 
 
-def its_figure(country: str, result: EvaluationResult, indicator_id: str) -> Figure:
+def its_figure(country: str, result: ITSResult, indicator_id: str) -> Figure:
     """The interrupted-time-series figure: observed, fitted and counterfactual, calendar axis."""
     ind = framework_of(country).indicator(indicator_id)
     return its_result_figure(result, ind.label, ind.unit)
@@ -96,7 +96,7 @@ def _time_label(index: float, unit: str) -> str:
     return f"{i // 12}-{i % 12 + 1:02d}"
 
 
-def its_result_figure(result: EvaluationResult, label: str, unit: str = "") -> Figure:
+def its_result_figure(result: ITSResult, label: str, unit: str = "") -> Figure:
     """The ITS figure with calendar labels on the time axis and the rate's unit on the y axis."""
     import numpy as np
 
@@ -131,6 +131,9 @@ def its_result_caption(result: EvaluationResult, label: str, unit: str = "") -> 
     n = d.get("clm_facilities (first wave)", "the")
     start = d.get("intervention_start", "the start of CLM")
     ratio = result.primary.scale in ("rate_ratio", "odds_ratio", "ratio")
+    lvl: Effect | None
+    slope: Effect | None
+    end: Effect | None
     try:
         lvl, slope = result.effect("level_change"), result.effect("slope_change")
         end = result.effect("effect_at_end")

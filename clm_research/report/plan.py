@@ -142,8 +142,10 @@ def plan_figure(analysis: PlannedAnalysis) -> Figure | None:
     """The primary result's figure (event-time profile, ITS, …); ``None`` if not run."""
     if analysis.primary.result is None:
         return None
+    from clm_research.evaluation.its import ITSResult
+
     res = analysis.primary.result
-    if "intervention_start" in res.diagnostics and hasattr(res, "fitted"):
+    if "intervention_start" in res.diagnostics and isinstance(res, ITSResult):
         return its_result_figure(res, analysis.primary.label)
     fig, ax = pyplot_axes()
     res.plot(ax=ax)

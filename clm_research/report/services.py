@@ -50,6 +50,7 @@ def indicator_display(
         levels = [level] if isinstance(level, str) else list(level)
         t = t[t["level"].isin(levels)]
     rows = []
+    r: Any  # one row of the indicator table: columns of mixed types
     for r in t.itertuples(index=False):
         sup = bool(r.suppressed)
         est = SUPPRESSED if sup else format_value(r.estimate, r.type)
@@ -92,6 +93,7 @@ def facility_scorecard(
     t = t[t["facility_id"] != "(all)"]
     names = country_tables(country)["facilities"].set_index("facility_id")["name"]
     rows = []
+    r: Any  # one row of the indicator table: columns of mixed types
     for r in t.itertuples(index=False):
         sup = bool(r.suppressed)
         rows.append(

@@ -9,7 +9,7 @@ progress_to_target`), the CLM effect with its 95% CI and adjusted p-value and th
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from clm_research.evaluation.effects import EFFECT_VERDICTS
 from clm_research.report.context import clm_effects, framework_of, indicator_table, params_of
@@ -44,7 +44,7 @@ TARGET_STATUSES: tuple[str, ...] = (
 )
 
 
-def _cell(indicators: pd.DataFrame, indicator_id: str, round_: str) -> Any:
+def _cell(indicators: pd.DataFrame, indicator_id: str, round_: str) -> pd.Series | None:
     sel = indicators[(indicators["indicator_id"] == indicator_id) & (indicators["round"] == round_)]
     return None if sel.empty else sel.iloc[0]
 
@@ -122,12 +122,12 @@ def build_scorecard(
             if ind.type == "proportion"
             else (f" {ind.unit}" if ind.unit else "")
         )
-        effect = (
-            f"{est * scale:+.1f}{' pp' if ind.type == 'proportion' else ''} "
-            f"({e['ci_low'] * scale:+.1f} to {e['ci_high'] * scale:+.1f})"
-            if has_eff
-            else ""
-        )
+        effect = ""
+        if has_eff and e is not None:
+            effect = (
+                f"{e['estimate'] * scale:+.1f}{' pp' if ind.type == 'proportion' else ''} "
+                f"({e['ci_low'] * scale:+.1f} to {e['ci_high'] * scale:+.1f})"
+            )
         verdict = e["verdict"] if e is not None else VERDICTS["not_evaluated"]
         tstat = target_status(ind, indicators, period)
         words = f"{ind.label}: "
@@ -143,10 +143,10 @@ def build_scorecard(
         if target is not None:
             words += f" (target {format_value(target, ind.type)}: {tstat.replace('target ', '')})"
         words += ". "
-        if has_eff:
+        if has_eff and e is not None:
             words += (
                 f"Compared with facilities not yet under CLM, CLM changed it by "
-                f"{est * scale:+.1f}{unit} (95% CI {e['ci_low'] * scale:+.1f} to "
+                f"{e['estimate'] * scale:+.1f}{unit} (95% CI {e['ci_low'] * scale:+.1f} to "
                 f"{e['ci_high'] * scale:+.1f}; adjusted p = {e['p_adjusted']:.2g}): {verdict}."
             )
         else:
@@ -163,7 +163,7 @@ def build_scorecard(
                 "target": "" if target is None else format_value(target, ind.type),
                 "target_status": tstat,
                 "effect (95% CI)": effect,
-                "adjusted p": "" if not has_eff else f"{e['p_adjusted']:.3g}",
+                "adjusted p": f"{e['p_adjusted']:.3g}" if has_eff and e is not None else "",
                 "verdict": verdict,
                 "in plain words": words,
             }
@@ -185,7 +185,7 @@ def progress_scorecard(country: str, period: str) -> pd.DataFrame:
 def scorecard_display(scorecard: pd.DataFrame) -> Styler:
     """The scorecard as a styled table (verdict coloured) without the id column."""
 
-    def colour(v: str) -> str:
+    def colour(v: object) -> str:
         if v == VERDICTS["improved"] or v == "target met":
             return "background-color: #cfe8cf"
         if v == VERDICTS["worse"]:
