@@ -46,6 +46,8 @@ __all__ = [
     "CANARY_PHONES",
     "CANARY_BIRTH_DATES",
     "CANARY_FREE_TEXT",
+    "CANARY_EMAILS",
+    "CANARY_MISPLACED",
     "EFFECTS",
     "CHAIN",
     "CHAIN_SERVICE_LINKS",
@@ -66,6 +68,16 @@ CANARY_NAMES: tuple[str, ...] = ("Canarya Zwelitsha-Qorvane", "Pipit Oyelaran-We
 CANARY_PHONES: tuple[str, ...] = ("+999 555 010 7341", "+999 555 010 9262")
 CANARY_BIRTH_DATES: tuple[str, ...] = ("1961-03-14", "1983-07-19")
 CANARY_FREE_TEXT: tuple[str, ...] = ("CANARY-NOTE nurse Tavish shouted my status in the queue",)
+CANARY_EMAILS: tuple[str, ...] = ("canarya.zwelitsha@example.org",)
+#: Personal data typed into columns that are not personal (one extra interview row each):
+#: canonical column -> the value typed. Ingestion must mask them (rule ``personal_data``).
+CANARY_MISPLACED: dict[str, str] = {
+    "sex": CANARY_NAMES[0],
+    "age": CANARY_PHONES[0],
+    "key_population": f"{CANARY_NAMES[1]} {CANARY_PHONES[1]}",
+    "on_art": CANARY_EMAILS[0],
+    "wait_minutes": CANARY_BIRTH_DATES[0],
+}
 
 #: Rounds over which an effect ramps to its full size.
 RAMP_ROUNDS = 3
@@ -1315,6 +1327,19 @@ def _raw_exports(
         extra_rows.append(rows)
         for rid in rows["interview_id"]:
             faults.append({"table": "interviews", "id": rid, "column": column, "rule": rule})
+    # personal data typed into columns that are not personal: masked, the row quarantined
+    for column, value in CANARY_MISPLACED.items():
+        rows = fresh_id(new_rows(1))
+        rows[column] = pd.Series([value], index=rows.index, dtype=object)
+        extra_rows.append(rows)
+        faults.append(
+            {
+                "table": "interviews",
+                "id": rows["interview_id"].iloc[0],
+                "column": column,
+                "rule": "personal_data",
+            }
+        )
     dups = new_rows(n_each)  # exact duplicates (same interview id): the copy is refused
     extra_rows.append(dups)
     for rid in dups["interview_id"]:
@@ -1372,6 +1397,10 @@ def _csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
             out[col] = out[col].dt.strftime("%Y-%m-%d")
         elif pd.api.types.is_bool_dtype(out[col]):
             out[col] = out[col].map({True: "true", False: "false"}).astype("string")
+        elif pd.api.types.is_object_dtype(out[col]):  # a column with a planted text value
+            out[col] = out[col].map(
+                lambda v: {True: "true", False: "false"}.get(v, v) if isinstance(v, bool) else v
+            )
     return out
 
 
@@ -1424,12 +1453,16 @@ def write_demo(
         folder = raw_dir(code)
         marker = folder / "truth.yaml"
         if not force and marker.is_file():
+            # only the first line, where the fingerprint is written: no YAML parsing (truth.yaml
+            # of a large benchmark country outgrows the limits of the parameter-file loader)
             try:
-                if yaml.safe_load(marker.read_text()).get("fingerprint") == fingerprint:
-                    out[code] = folder
-                    continue
-            except (yaml.YAMLError, AttributeError):
-                pass
+                with open(marker, encoding="utf-8") as f:
+                    key, _, value = f.readline().partition(":")
+                    if key == "fingerprint" and value.strip().strip("'\"") == fingerprint:
+                        out[code] = folder
+                        continue
+            except (OSError, UnicodeDecodeError):
+                pass  # unreadable: regenerate
         demo = generate_country(code, params, facilities, interviews_per_round)
         folder.mkdir(parents=True, exist_ok=True)
         for name, frame in demo.raw.items():
