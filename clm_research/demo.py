@@ -1475,4 +1475,4 @@ def write_demo(
 
 
 #: Bump when the generator's output changes, so `write_demo` regenerates stale folders.
-_GENERATOR_VERSION = 4
+_GENERATOR_VERSION = 5
