@@ -5,7 +5,14 @@ The CLI prints the message of a :class:`CLMError` without a traceback and exits 
 
 from __future__ import annotations
 
-__all__ = ["CLMError", "FrameworkError", "ParamsError", "DataQualityError", "IngestError"]
+__all__ = [
+    "CLMError",
+    "FrameworkError",
+    "ParamsError",
+    "DataQualityError",
+    "IngestError",
+    "DisclosureError",
+]
 
 
 class CLMError(Exception):
@@ -26,3 +33,15 @@ class DataQualityError(CLMError):
 
 class IngestError(CLMError):
     """An export cannot be read or mapped to the canonical model."""
+
+
+class DisclosureError(CLMError):
+    """Published tables would let an attacker work out a suppressed cell; nothing is published.
+
+    ``audit`` holds the :class:`~clm_research.disclosure.DisclosureAudit` that failed, when
+    there is one.
+    """
+
+    def __init__(self, message: str, audit: object | None = None) -> None:
+        super().__init__(message)
+        self.audit = audit

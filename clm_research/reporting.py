@@ -42,6 +42,7 @@ __all__ = [
     "save_table",
     "country_tables",
     "indicator_table",
+    "published_tables",
     "indicator_display",
     "effect_panel",
     "clm_effects",
@@ -144,14 +145,42 @@ def _params(country: str) -> Any:
 
 
 @cache
-def indicator_table(country: str, by: tuple[str, ...] = ("round",)) -> pd.DataFrame:
-    """Every framework indicator by ``by`` (facility-clustered CIs, small cells suppressed)."""
-    from clm_research.indicators import compute_indicators
+def _published(country: str, stamp: float) -> Any:
+    from clm_research.disclosure import protect_tables
 
     p = _params(country)
-    return compute_indicators(
-        _framework(country), country_tables(country), by=list(by), ci="cluster", as_of=p.as_of
-    )
+    return protect_tables(_framework(country), country_tables(country), ci="cluster", as_of=p.as_of)
+
+
+def published_tables(country: str) -> Any:
+    """The country's published indicator tables, protected together, with their audit.
+
+    A :class:`~clm_research.disclosure.ProtectedTables` (``.tables``, ``.audit``); computed
+    once per process until ``data/processed`` changes. Raises ``DisclosureError`` when the
+    tables cannot be made safe.
+    """
+    folder = processed_dir(country)
+    stamp = max((p.stat().st_mtime for p in folder.glob("*.parquet")), default=0.0)
+    return _published(country, stamp)
+
+
+def indicator_table(country: str, by: tuple[str, ...] = ("round",)) -> pd.DataFrame:
+    """Every framework indicator by ``by`` (facility-clustered CIs), as published.
+
+    ``by`` must be one of the published groupings
+    (:data:`clm_research.disclosure.PUBLISHED_GROUPINGS`): small cells are suppressed across
+    all of them together, so no combination of the report's tables reveals one.
+    """
+    from clm_research.disclosure import PUBLISHED_GROUPINGS
+    from clm_research.errors import CLMError
+
+    name = next((n for n, b in PUBLISHED_GROUPINGS.items() if b == tuple(by)), None)
+    if name is None:
+        raise CLMError(
+            f"indicators by {', '.join(by) or 'nothing'} are not a published grouping; add it "
+            "to PUBLISHED_GROUPINGS in clm_research/disclosure.py so that it is audited"
+        )
+    return published_tables(country).tables[name]
 
 
 def _fmt(value: Any, kind: str, digits: int = 1) -> str:
