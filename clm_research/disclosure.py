@@ -567,9 +567,6 @@ class _Model:
             for off in part.offset.values():
                 self.var_g[off : off + part.n] = np.arange(part.n)
 
-    def var(self, q: int, pid: int, g: np.ndarray | int) -> np.ndarray | int:
-        return self.parts[pid].offset[q] + g
-
     # -- relations: a coarse cell is the sum of the fine cells it contains
     def _relations(self) -> None:
         import numpy as np
@@ -1065,8 +1062,10 @@ class _Auditor:
             if not self.exact
             else np.arange(len(self.model.targets))
         )
-        self.low_x[todo] = np.nan
-        self.high_x[todo] = np.nan
+        # exact bounds of an earlier (smaller) suppression pattern are only inner bounds now:
+        # the points that reached them are in ``inner_lo``/``inner_hi`` already
+        self.low_x[:] = np.nan
+        self.high_x[:] = np.nan
         if not len(todo):
             return []
         system = _System(self.model, known, todo)
@@ -1158,8 +1157,8 @@ class _Auditor:
         import numpy as np
 
         queues: dict[int, list[tuple[int, str]]] = {}
-        for j in np.flatnonzero(system.tblock >= 0):
-            i = int(todo[j])
+        for jj in np.flatnonzero(system.tblock >= 0):
+            j, i = int(jj), int(todo[jj])
             q = queues.setdefault(int(system.tblock[j]), [])
             if self.exact or not self.low_ok[i]:
                 q.append((j, "low"))
@@ -1195,6 +1194,37 @@ class _Auditor:
                 else:
                     self.high_x[i] = math.inf if v >= self.t_big[i] * (1 - 1e-9) else v
             self._evaluate(system, todo, blocks, x)
+
+    def refine_narrowest(self, known: np.ndarray, batch: int = 20, limit: int = 200) -> None:
+        """Exact intervals for the narrowest certified targets, until the narrowest is exact.
+
+        A certified interval lies inside the attacker's, so once the narrowest exact width is
+        at most the next certified width, no other target can be narrower.
+        """
+        import numpy as np
+
+        done = np.zeros(len(self.model.targets), dtype=bool)
+        while True:
+            exact = ~(np.isnan(self.low_x) | np.isnan(self.high_x))
+            width = np.where(exact, self.high_x - self.low_x, self.inner_hi - self.inner_lo)
+            order = np.argsort(width, kind="stable")
+            best = order[exact[order]][:1]
+            todo = order[~exact[order] & ~done[order]][:batch]
+            if not len(todo) or done.sum() >= limit:
+                return
+            if len(best) and width[best[0]] <= width[todo[0]]:
+                return
+            system = _System(self.model, known, todo)
+            fixed = system.tblock < 0
+            self.low_x[todo[fixed]] = self.high_x[todo[fixed]] = system.const[fixed]
+            was, self.exact = self.exact, True
+            try:
+                self._exact(system, todo)
+            finally:
+                self.exact = was
+            self.solves += system.solves
+            self.lp_seconds += system.seconds
+            done[todo] = True
 
     def intervals(self) -> list[CellInterval]:
         """Every target's interval, as far as audited (exact where computed)."""
@@ -1372,7 +1402,7 @@ def _summary(
     intervals = auditor.intervals() if intervals is None else intervals
     failures = tuple(iv for iv in intervals if not iv.protected)
     finite = [iv for iv in intervals if iv.protected]
-    narrowest = min(finite, key=lambda iv: (iv.width, iv.table), default=None)
+    narrowest = min(finite, key=lambda iv: (iv.width, not iv.exact, iv.table), default=None)
     label = model.row_label
     v, c, nb, lg = auditor.stats
     del np
@@ -1450,6 +1480,8 @@ def protect_tables(
         if not add.any():
             break
         hidden |= add
+    if not failures:
+        auditor.refine_narrowest(known)
     audit = _summary(model, auditor, hidden, t_model, exact=False)
     if not audit.passed:
         raise DisclosureError(
@@ -1462,8 +1494,7 @@ def protect_tables(
     for t_id, name in enumerate(model.tables):
         df = raw[name].copy()
         rows = model.row_pos[(model.row_table == t_id) & added]
-        col = df.columns.get_loc("suppression")
-        df.iloc[rows, col] = COMPLEMENTARY
+        df.loc[df.index[rows], "suppression"] = COMPLEMENTARY
         df["suppressed"] = df["suppression"] != ""
         out[name] = blank_suppressed(df)
         _check_blank(name, out[name])
@@ -1573,6 +1604,8 @@ def audit_tables(
     model.set_targets(primary, model.known_from_rows(~primary))
     auditor = _Auditor(model, exact=exact)
     auditor.run(known)
+    if not exact:
+        auditor.refine_narrowest(known)
     hidden = ~(shown_num | shown_den)
     intervals = auditor.intervals()
     return _summary(model, auditor, hidden, started, exact, intervals), intervals

@@ -409,13 +409,15 @@ def indicator_quantities(
     c = ctx._ctx if isinstance(ctx, Tabulation) else ctx
     if ind.type in ("proportion", "rate", "count"):
         num_w, den = _proportion_weights(ind, c)
-        out = {"numerator": (ind.dataset, num_w)}
+        out: dict[str, tuple[str, np.ndarray]] = {"numerator": (ind.dataset, num_w)}
         if den is not None:
             out["denominator"] = den
         return out
     if ind.type in ("mean", "median"):
         values, scope = _value_scope(ind, c)
-        rows = {"denominator": (ind.dataset, scope.astype("float64"))}
+        rows: dict[str, tuple[str, np.ndarray]] = {
+            "denominator": (ind.dataset, scope.astype("float64"))
+        }
         if ind.type == "median":
             return rows
         return {"numerator": (ind.dataset, np.where(scope, values, 0.0)), **rows}

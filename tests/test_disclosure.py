@@ -473,6 +473,33 @@ def test_protect_adds_complementary_cells_until_the_exact_audit_passes() -> None
     assert all(iv.exact for iv in intervals)
 
 
+def test_an_unpublished_common_margin_is_used_by_the_attacker() -> None:
+    """Facilities and sex cells of one district: the district total is not published, but both
+    tables add up to it. Facility A has 10 clients, B 12; women 3, men 19. With only the
+    women's cell suppressed, 3 = (10 + 12) − 19: the audit must see it through the district
+    margin that neither table shows."""
+    tables = _tables({("D1", "female", "none"): (3, 0), ("D1", "male", "none"): (19, 0)})
+    fac = tables["facilities"]
+    tables["facilities"] = coerce(
+        pd.concat([fac, fac.assign(facility_id="F-B", name="B")], ignore_index=True),
+        "facilities",
+    )
+    ivw = tables["interviews"]
+    ivw.loc[ivw.index[:12], "facility_id"] = "F-B"  # 12 clients at B (2 of the women), 10 at A
+    groupings = {"facility": ("facility_id",), "district_sex": ("district", "sex")}
+    fw = _framework(COUNT)
+    published = {name: compute_indicators(fw, tables, by=by) for name, by in groupings.items()}
+    counts = published["facility"].set_index("facility_id")["numerator"]
+    assert counts.to_dict() == {"F-B": 12, "F-D1": 10}
+    published["district_sex"] = _blank(
+        published["district_sex"], [("D1", "female")], ["district", "sex"]
+    )
+    audit, intervals = audit_tables(fw, tables, published, groupings, exact=True)
+    (iv,) = intervals
+    assert (iv.low, iv.high) == (pytest.approx(3), pytest.approx(3))
+    assert not audit.passed
+
+
 def test_groupings_that_cross_in_a_cycle_are_refused() -> None:
     tables = _tables(SMALL | {("D2", "female", "msm"): (20, 2)})
     cycle = {
