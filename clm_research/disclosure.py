@@ -104,11 +104,18 @@ every audited quantity. Suppressing more only widens intervals, so a certified s
 certified while complementary cells are added.
 
 :func:`protect_tables` starts from each table's own primary and secondary suppression and,
-while a primary cell is not protected, suppresses a complementary cell next to it (a cell in
-one of its relations that is published; the cheapest — fewest people — that can make up the
-shortfall, else the one that makes up most of it), in every table that publishes it, and audits
-again. The result is returned with its audit summary; a pattern that cannot be made safe raises
-:class:`~clm_research.errors.DisclosureError`, and nothing should be published.
+while a primary cell is not protected, suppresses a complementary cell next to it, in every
+table that publishes it, and audits again. The cell is a published cell in one of its relations
+(searched outwards through suppressed cells): in the cell's own grouping first, then finer and
+crossing groupings, in as many of its relations as possible (a facility in the same district
+and CLM arm), the cheapest — fewest people — that can make up the shortfall, else the one that
+makes up most of it. Only when that would hide a coarser margin (a district, a national
+figure), a small linear programme first asks which published cells nearby would have to give
+way at least cost (the linear relaxation of optimal cell suppression, after Fischetti and
+Salazar-González, "Models and algorithms for optimizing cell suppression in tabular data with
+linear constraints", JASA 2000). The result is returned with its audit summary; a pattern that
+cannot be made safe raises :class:`~clm_research.errors.DisclosureError`, and nothing should be
+published.
 """
 
 from __future__ import annotations
@@ -1289,33 +1296,121 @@ def _room(model: _Model, target: _Target, side: str, var: int) -> tuple[float, f
     return room, size
 
 
-def _pick(model: _Model, t: _Target, scored: list[tuple[int, float, float]], deficit: float) -> int:
-    """The complementary cell among ``scored`` (variable, room, cost) for a failing target.
+def _pick(
+    model: _Model, t: _Target, scored: list[tuple[int, float, float, int]], deficit: float
+) -> int:
+    """The complementary cell among ``scored`` (variable, room, cost, shared) for a failing target.
 
-    Cells of the target's own grouping come first (its siblings in a margin), then finer and
-    crossing groupings, then coarser ones (a margin hidden costs the most and spreads): the
-    first tier whose cells together can make up the shortfall is used. Within it, the cell
-    hiding the fewest people per unit of the shortfall it makes up (greedy set cover), so one
-    large margin is not hidden where two small cells do.
+    Groupings are tried in order: the target's own (its siblings in a margin), then finer and
+    crossing ones, then coarser ones from the finest (a hidden margin costs the most and
+    spreads); the first grouping whose cells together can make up the shortfall is used. In
+    it, among the cells in the most of the target's relations (a facility in the same district
+    *and* CLM arm frees both margins at once), the cheapest cell (fewest people) that makes up
+    the shortfall alone, else the one that makes up most of it.
     """
     own = model.parts[int(model.var_p[t.vars[0]])].closure
 
-    def tier(v: int) -> int:
+    def order(v: int) -> tuple[int, int]:
         cl = model.parts[int(model.var_p[v])].closure
-        return 0 if cl == own else (2 if cl < own else 1)
+        tier = 0 if cl == own else (2 if cl < own else 1)
+        return tier, -len(cl)
 
-    tiers: dict[int, list[tuple[int, float, float]]] = {}
+    groups: dict[tuple[int, int], list[tuple[int, float, float, int]]] = {}
     for s in scored:
-        tiers.setdefault(tier(s[0]), []).append(s)
+        groups.setdefault(order(s[0]), []).append(s)
     chosen = next(
-        (tiers[k] for k in sorted(tiers) if sum(s[1] for s in tiers[k]) >= deficit - 1e-9),
+        (groups[k] for k in sorted(groups) if sum(s[1] for s in groups[k]) >= deficit - 1e-9),
         scored,
     )
-    useful = [s for s in chosen if s[1] > 1e-9]
-    if not useful:
-        return min(chosen, key=lambda s: (s[2], s[0]))[0]
-    # greedy set cover: the fewest people hidden per unit of the shortfall made up
-    return min(useful, key=lambda s: (s[2] / min(s[1], deficit), s[2], s[0]))[0]
+    enough = [s for s in chosen if s[1] >= deficit - 1e-9]
+    if enough:
+        return min(enough, key=lambda s: (-s[3], s[2], s[0]))[0]
+    return max(chosen, key=lambda s: (s[3], s[1], -s[2], -s[0]))[0]
+
+
+def _elastic(model: _Model, t: _Target, side: str, known: np.ndarray, depth: int = 4) -> list[int]:
+    """Published cells near a failing target whose values would have to give way, by LP.
+
+    Within ``depth`` relation steps of the target, every published cell may deviate from its
+    value at a cost per unit (its people, ten times more for a coarser margin than the
+    target's grouping); the cheapest deviations that let the target reach its protection
+    interval name the cells to suppress (the linear relaxation of optimal cell suppression,
+    Fischetti and Salazar-González). Relations beyond ``depth`` are left out, so this may
+    suppress too little; the audit that follows says. Empty when nothing nearby can do it.
+    """
+    import numpy as np
+    from scipy import sparse
+    from scipy.optimize import linprog
+
+    rel, rel_csc = model.rel, model.rel_csc
+    in_s = {int(v) for v in t.vars}
+    frontier, rows = set(in_s), set()
+    for _ in range(depth):
+        new_rows = set()
+        for v in frontier:
+            new_rows.update(rel_csc.indices[rel_csc.indptr[v] : rel_csc.indptr[v + 1]].tolist())
+        new_rows -= rows
+        rows |= new_rows
+        frontier = set()
+        for r in new_rows:
+            frontier.update(v for v in rel.indices[rel.indptr[r] : rel.indptr[r + 1]].tolist())
+        frontier -= in_s
+        in_s |= frontier
+        if not frontier:
+            break
+    if len(in_s) > 20_000:
+        return []
+    S = np.array(sorted(in_s), dtype=np.intp)
+    n = len(S)
+    local = {int(v): j for j, v in enumerate(S)}
+    kn = np.flatnonzero(known[S])
+    k = len(kn)
+    own = model.parts[int(model.var_p[t.vars[0]])].closure
+    size = np.array([_room(model, t, side, int(S[j]))[1] for j in kn], dtype=float) + 1.0
+    coarse = np.array([model.parts[int(model.var_p[S[j]])].closure < own for j in kn])
+    cost = size * np.where(coarse, 10.0, 1.0)
+    R = rel[sorted(rows)][:, S] if rows else sparse.csr_matrix((0, n))
+    pick_k = sparse.csr_matrix((np.ones(k), (np.arange(k), kn)), shape=(k, n))
+    A_eq = sparse.vstack(
+        [
+            sparse.hstack([R, sparse.csr_matrix((R.shape[0], 2 * k))]),
+            sparse.hstack([pick_k, -sparse.eye(k), sparse.eye(k)]),
+        ]
+    ).tocsr()
+    b_eq = np.r_[np.zeros(R.shape[0]), model.value[S[kn]]]
+    goal = np.zeros(n + 2 * k)
+    for v, c in zip(t.vars, t.coefs, strict=True):
+        goal[local[int(v)]] += c
+    # the target reaches its protection interval: high side ≥ high, low side ≤ low
+    a_ub = [(-goal, -t.high) if side == "high" else (goal, t.low)]
+    inside = np.isin(model.dom_a, S) & np.isin(model.dom_b, S)
+    for a, b, ca, cb in zip(
+        model.dom_a[inside],
+        model.dom_b[inside],
+        model.dom_ca[inside],
+        model.dom_cb[inside],
+        strict=True,
+    ):
+        row = np.zeros(n + 2 * k)
+        row[local[int(a)]] += ca
+        row[local[int(b)]] -= cb
+        a_ub.append((row, 0.0))
+    bounds = np.r_[
+        np.c_[model.lower[S], model.upper[S]], np.c_[np.zeros(2 * k), np.full(2 * k, np.inf)]
+    ]
+    res = linprog(
+        np.r_[np.zeros(n), cost, cost],
+        A_ub=sparse.csr_matrix(np.array([r for r, _ in a_ub])),
+        b_ub=np.array([b for _, b in a_ub]),
+        A_eq=A_eq,
+        b_eq=b_eq,
+        bounds=bounds,
+        method="highs",
+    )
+    if res.status != 0:
+        return []
+    moved = res.x[n : n + k] + res.x[n + k :]
+    return [int(S[kn[j]]) for j in np.flatnonzero(moved > 1e-7)]
 
 
 def _choose(
@@ -1346,17 +1441,21 @@ def _choose(
             if not rels:
                 break
             cands, nxt = [], set()
+            shared: dict[int, int] = {}  # relations of the frontier each candidate is in
             for r in rels:
                 for v in rel.indices[rel.indptr[r] : rel.indptr[r + 1]].tolist():
+                    if v in shared:
+                        shared[v] += 1
                     if v in seen:
                         continue
                     seen.add(v)
                     if known[v]:
                         cands.append(v)
+                        shared[v] = 1
                     else:
                         nxt.add(v)
             if cands:
-                scored = [(v, *_room(model, t, side, v)) for v in cands]
+                scored = [(v, *_room(model, t, side, v), shared[v]) for v in cands]
                 # a cell chosen for another failure in this round may already make up for it
                 if any(s[0] in chosen_vars and s[1] >= deficit - 1e-9 for s in scored):
                     pick = -1
@@ -1377,6 +1476,13 @@ def _choose(
             ]
             if len(dom):
                 pick = int(dom[np.argmin(model.value[dom])])
+        own = model.parts[int(model.var_p[t.vars[0]])].closure
+        if pick is not None and pick >= 0 and model.parts[int(model.var_p[pick])].closure < own:
+            # a margin would be hidden: first ask which published cells nearby must give way
+            nearby = _elastic(model, t, side, known)
+            if nearby:
+                chosen_vars.update(nearby)
+                continue
         if pick is not None and pick >= 0:
             chosen_vars.add(pick)
     rows = np.zeros(len(model.row_table), dtype=bool)
