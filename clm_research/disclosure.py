@@ -1344,7 +1344,7 @@ def _elastic(model: _Model, t: _Target, side: str, known: np.ndarray, depth: int
 
     rel, rel_csc = model.rel, model.rel_csc
     in_s = {int(v) for v in t.vars}
-    frontier, rows = set(in_s), set()
+    frontier, rows = set(in_s), set[int]()
     for _ in range(depth):
         new_rows = set()
         for v in frontier:

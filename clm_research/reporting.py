@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
+    from clm_research.disclosure import ProtectedTables
+
 __all__ = [
     "SUPPRESSED",
     "VERDICTS",
@@ -145,14 +147,14 @@ def _params(country: str) -> Any:
 
 
 @cache
-def _published(country: str, stamp: float) -> Any:
+def _published(country: str, stamp: float) -> ProtectedTables:
     from clm_research.disclosure import protect_tables
 
     p = _params(country)
     return protect_tables(_framework(country), country_tables(country), ci="cluster", as_of=p.as_of)
 
 
-def published_tables(country: str) -> Any:
+def published_tables(country: str) -> ProtectedTables:
     """The country's published indicator tables, protected together, with their audit.
 
     A :class:`~clm_research.disclosure.ProtectedTables` (``.tables``, ``.audit``); computed
