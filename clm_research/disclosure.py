@@ -1328,7 +1328,14 @@ def _pick(
     return max(chosen, key=lambda s: (s[3], s[1], -s[2], -s[0]))[0]
 
 
-def _elastic(model: _Model, t: _Target, side: str, known: np.ndarray, depth: int = 4) -> list[int]:
+def _elastic(
+    model: _Model,
+    auditor: _Auditor,
+    t: _Target,
+    side: str,
+    known: np.ndarray,
+    depth: int = 4,
+) -> list[int]:
     """Published cells near a failing target whose values would have to give way, by LP.
 
     Within ``depth`` relation steps of the target, every published cell may deviate from its
@@ -1398,6 +1405,7 @@ def _elastic(model: _Model, t: _Target, side: str, known: np.ndarray, depth: int
     bounds = np.r_[
         np.c_[model.lower[S], model.upper[S]], np.c_[np.zeros(2 * k), np.full(2 * k, np.inf)]
     ]
+    started = time.perf_counter()
     res = linprog(
         np.r_[np.zeros(n), cost, cost],
         A_ub=sparse.csr_matrix(np.array([r for r, _ in a_ub])),
@@ -1407,6 +1415,8 @@ def _elastic(model: _Model, t: _Target, side: str, known: np.ndarray, depth: int
         bounds=bounds,
         method="highs",
     )
+    auditor.solves += 1
+    auditor.lp_seconds += time.perf_counter() - started
     if res.status != 0:
         return []
     moved = res.x[n : n + k] + res.x[n + k :]
@@ -1479,7 +1489,7 @@ def _choose(
         own = model.parts[int(model.var_p[t.vars[0]])].closure
         if pick is not None and pick >= 0 and model.parts[int(model.var_p[pick])].closure < own:
             # a margin would be hidden: first ask which published cells nearby must give way
-            nearby = _elastic(model, t, side, known)
+            nearby = _elastic(model, auditor, t, side, known)
             if nearby:
                 chosen_vars.update(nearby)
                 continue
