@@ -1,4 +1,4 @@
-"""The benchmark suite: start-up, indicator engine, data-quality gate, country runs, many countries.
+"""The benchmark suite: start-up, engine, gate, country runs, results chain, disclosure audit, many countries.
 
 ``make bench`` runs ``python benchmarks/run.py`` (every section). Results go to
 ``reports/bench/results.json`` (every run of every figure, the machine and its load) and
@@ -32,7 +32,7 @@ sys.path.insert(0, str(HERE))
 
 from _timing import loglog_slope, machine, ratio, summary, time_command  # noqa: E402
 
-SECTIONS = ("startup", "engine", "gate", "country", "chain", "many")
+SECTIONS = ("startup", "engine", "gate", "country", "chain", "disclosure", "many")
 
 #: Performance targets: (figure, comparison, limit).
 TARGETS: dict[str, tuple[str, float]] = {
@@ -46,6 +46,8 @@ TARGETS: dict[str, tuple[str, float]] = {
     "gate_with_gx_vs_handwritten": ("<=", 3.0),
     "country_overhead_share_ritshidze": ("<=", 0.30),
     "chain_share_of_country_run_ritshidze": ("<=", 0.10),
+    # the disclosure audit of every published table, as a share of the country's run
+    "disclosure_audit_share_ritshidze": ("<=", 0.10),
     "many_parallel_efficiency": (">=", 0.8),
 }
 
@@ -258,6 +260,58 @@ def bench_chain(cache: Path, quick: bool, country: dict[str, Any] | None) -> dic
     return res
 
 
+# --------------------------------------------------------------------------- disclosure audit
+
+
+def bench_disclosure(cache: Path, quick: bool, country: dict[str, Any]) -> dict[str, Any]:
+    """The audit of every published table of one country (Ritshidze scale unless ``quick``).
+
+    Its share is taken of the country's ``clm run`` wall time: from the country section of this
+    command when it ran at this scale (same data), else from one run made here.
+    """
+    from _country import BIN, country_env, prepare_country, run_clm
+
+    scale, fac, per_round = ("quick", 60, 20) if quick else ("ritshidze", 400, 100)
+    base = cache / f"country-{scale}"
+    env = country_env(base / "data", base / "reports")
+    _log(f"disclosure {scale}: demo data and ingest")
+    prepare_country(env, ["XA"], fac, per_round)
+    subprocess.run(
+        [str(BIN / "clm"), "ingest", "XA"], check=True, env=env, stdout=subprocess.DEVNULL
+    )
+    _log(f"disclosure {scale}: protect_tables vs tables alone")
+    proc = subprocess.run(
+        [_python(), str(HERE / "_disclosure.py"), "--repeats", "1" if quick else "3"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"disclosure benchmark failed:\n{proc.stderr[-4000:]}")
+    res: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    res.update(scale=scale, facilities=fac, interviews_per_round=per_round)
+    run = country.get(scale, {}).get("clm_run_wall")
+    if run is None:
+        _log(f"disclosure {scale}: clm run XA (the country's run time)")
+        run = summary([run_clm(env, ["XA"])])
+        res["clm_run_source"] = "this section"
+    else:
+        res["clm_run_source"] = "country section"
+    res["clm_run_wall"] = run
+    res["audit_share_of_run"] = round(res["audit"]["median"] / run["median"], 4)
+    res["protect_extra_share_of_run"] = round(
+        (res["protect"]["median"] - res["tables"]["median"]) / run["median"], 4
+    )
+    d = res["audit_detail"]
+    _log(
+        f"disclosure {scale}: audit {res['audit']['median']:.2f} s "
+        f"({res['audit_share_of_run']:.1%} of clm run {run['median']:.1f} s); LP "
+        f"{d['lp_variables']:,} variables, {d['lp_constraints']:,} constraints, "
+        f"{d['lp_blocks']:,} blocks, {d['lp_solves']} solves in {d['lp_seconds']:.2f} s"
+    )
+    return res
+
+
 # --------------------------------------------------------------------------- 6. many countries
 
 _MANY_SCRIPT = r"""
@@ -394,6 +448,10 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
         t["chain_share_of_country_run_ritshidze"] = _check(
             "chain_share_of_country_run_ritshidze", results["chain"]["share_of_country_run"]
         )
+    if "disclosure" in results and results["disclosure"].get("scale") == "ritshidze":
+        t["disclosure_audit_share_ritshidze"] = _check(
+            "disclosure_audit_share_ritshidze", results["disclosure"]["audit_share_of_run"]
+        )
     if "many" in results:
         effs = [
             r["parallel_efficiency"] for k, r in results["many"]["modes"].items() if k != "jobs_1"
@@ -505,6 +563,20 @@ def markdown(results: dict[str, Any]) -> str:
             f"{_fmt(ch['country_run_total'])} | {ch['share_of_country_run']:.1%} of the run | "
             f"{tv[0]} | {tv[1]} |"
         )
+    if "disclosure" in results:
+        d = results["disclosure"]
+        lp = d["audit_detail"]
+        tv = verdict("disclosure_audit_share_ritshidze") if d["scale"] == "ritshidze" else ("", "")
+        lines.append(
+            f"| disclosure audit of {len(lp['tables'])} published tables ({d['published_cells']:,} "
+            f"cells), `clm run XA` {d['scale']} scale | audit {_fmt(d['audit'])} (tables alone "
+            f"{_fmt(d['tables'])}; protected tables {_fmt(d['protect'])}); LP "
+            f"{lp['lp_variables']:,} variables, {lp['lp_constraints']:,} constraints, "
+            f"{lp['lp_blocks']:,} blocks, {lp['lp_solves']} solves in {lp['lp_seconds']} s; "
+            f"{lp['suppressed_complementary']} complementary cells | `clm run XA` "
+            f"{_fmt(d['clm_run_wall'])} | audit {d['audit_share_of_run']:.1%} of the run | "
+            f"{tv[0]} | {tv[1]} |"
+        )
     if "many" in results:
         mny = results["many"]
         for mode, r in mny["modes"].items():
@@ -581,6 +653,8 @@ def main(argv: list[str] | None = None) -> int:
         results["country"] = bench_country(cache, a.quick)
     if "chain" in only:
         results["chain"] = bench_chain(cache, a.quick, results.get("country"))
+    if "disclosure" in only:
+        results["disclosure"] = bench_disclosure(cache, a.quick, results.get("country", {}))
     if "many" in only:
         results["many"] = bench_many(cache, a.cores, a.quick)
     results["targets"] = targets(results)

@@ -182,8 +182,7 @@ CHAIN_DEMO_LINKS: tuple[tuple[str, str], ...] = (
 
 def chain_demo_study(reps: int, seed: int = 6) -> list[dict]:
     """Bias and coverage of chain_analysis on the demo's planted chain (exact-truth links)."""
-    from clm_research.params import load_country
-
+    from clm_research.config.country import load_country
     from clm_research.demo import generate_country
     from clm_research.evaluation import chain_analysis
     from clm_research.framework import load_framework

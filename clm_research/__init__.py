@@ -21,6 +21,8 @@ _EXPORTS = {
     "Framework": "clm_research.framework",
     "Indicator": "clm_research.framework",
     "compute_indicators": "clm_research.indicators",
+    "protect_tables": "clm_research.disclosure",
+    "audit_tables": "clm_research.disclosure",
     "read_country": "clm_research.tables",
     "load_country": "clm_research.config.country",
     "list_countries": "clm_research.config.country",

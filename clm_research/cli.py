@@ -1,4 +1,4 @@
-"""The ``clm`` command: a thin wrapper over the library (demo data, ingest, validate, indicators, run).
+"""The ``clm`` command: a thin wrapper over the library (demo data, ingest, validate, indicators, run, audit).
 
 Every sub-command imports what it needs when it runs, so ``clm --help`` is instant. A
 :class:`~clm_research.errors.CLMError` is printed as one clear message (no traceback) and the
@@ -89,6 +89,48 @@ def _cmd_indicators(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_audit_disclosure(args: argparse.Namespace) -> int:
+    from clm_research.config.country import load_country
+    from clm_research.disclosure import PUBLISHED_GROUPINGS, audit_tables, protect_tables
+    from clm_research.errors import DisclosureError
+    from clm_research.framework import load_framework
+    from clm_research.paths import country_report_dir
+    from clm_research.tables import read_country
+
+    failed = False
+    for code in _countries(args):
+        params, framework, tables = load_country(code), load_framework(code), read_country(code)
+        if args.written:  # the tables on disk, as an attacker would read them
+            import pandas as pd
+
+            folder = country_report_dir(code) / "indicators"
+            published = {
+                name: pd.read_csv(folder / f"{name}.csv", dtype={k: "string" for k in by})
+                for name, by in PUBLISHED_GROUPINGS.items()
+                if (folder / f"{name}.csv").is_file()
+            }
+            if not published:
+                raise DisclosureError(f"{code}: no indicator tables in {folder} (clm indicators)")
+            audit, _ = audit_tables(
+                framework, tables, published, as_of=params.as_of, exact=args.exact
+            )
+        else:
+            try:
+                protected = protect_tables(framework, tables, as_of=params.as_of)
+                audit = protected.audit
+                if args.exact:
+                    audit, _ = audit_tables(
+                        framework, tables, protected.tables, as_of=params.as_of, exact=True
+                    )
+            except DisclosureError as e:
+                if e.audit is None:
+                    raise
+                audit = e.audit  # type: ignore[assignment]
+        print(f"{code}: " + "\n".join(audit.lines()))
+        failed |= not audit.passed
+    return 1 if failed else 0
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from clm_research.run.many import cli_run
 
@@ -171,6 +213,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--ci", choices=("wilson", "cluster"), default="cluster", help="interval method")
     p.set_defaults(func=_cmd_indicators)
+
+    p = with_countries(
+        sub.add_parser(
+            "audit-disclosure",
+            help="audit the published indicator tables against an attacker holding all of "
+            "them (linear programming); exit 1 if a suppressed cell can be worked out",
+        )
+    )
+    p.add_argument(
+        "--written",
+        action="store_true",
+        help="audit the tables written in reports/<country>/indicators/ instead of computing them",
+    )
+    p.add_argument(
+        "--exact",
+        action="store_true",
+        help="compute the attacker's exact interval of every audited quantity (two linear "
+        "programmes each) instead of certifying the protection interval",
+    )
+    p.set_defaults(func=_cmd_audit_disclosure)
 
     from clm_research.run.many import add_run_arguments  # one definition of run's options
 

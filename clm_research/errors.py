@@ -13,6 +13,7 @@ __all__ = [
     "IngestError",
     "OutputError",
     "DesignInputError",
+    "DisclosureError",
 ]
 
 
@@ -51,3 +52,15 @@ class DesignInputError(CLMError, ValueError):
         # IPython shows what this returns instead of a traceback: a workshop participant sees
         # the sentence that says what to change, not the library's internals.
         return [f"{type(self).__name__}: {self}"]
+
+
+class DisclosureError(CLMError):
+    """Published tables would let an attacker work out a suppressed cell; nothing is published.
+
+    ``audit`` holds the :class:`~clm_research.disclosure.DisclosureAudit` that failed, when
+    there is one.
+    """
+
+    def __init__(self, message: str, audit: object | None = None) -> None:
+        super().__init__(message)
+        self.audit = audit

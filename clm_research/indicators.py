@@ -23,13 +23,20 @@ Confidence intervals
 
 Small cells
 -----------
-A cell whose size is below the indicator's ``min_cell_size`` is suppressed (estimate and
-interval blanked, numerator and denominator too) — *primary* suppression. The size is the
-denominator for proportions, the number of rows for means, medians and durations, and the
-numerator for counts and rates. Then, within every margin of the grouping (all groups that
-differ only in one ``by`` column), a single suppressed cell could be recovered from the margin's
-total, so the next-smallest cell of that margin is suppressed too — *secondary* suppression —
-repeated until no margin has exactly one suppressed cell.
+A cell whose size is below the indicator's ``min_cell_size`` is suppressed — *primary*
+suppression. The size is the denominator for proportions, the number of rows for means, medians
+and durations, and the numerator for counts and rates. Then, within every margin of the grouping
+(all groups that differ only in one ``by`` column), a single suppressed cell could be recovered
+from the margin's total, so the next-smallest cell of that margin is suppressed too — *secondary*
+suppression — repeated until no margin has exactly one suppressed cell. A suppressed row keeps
+its group columns and blanks everything that reveals the cell (:data:`REVEALING_COLUMNS`:
+numerator, denominator, estimate, interval, ``n``, ``n_clusters``, design effect, RAG status).
+
+This is one table's protection. Published tables are protected together (every grouping, round
+and national total at once, audited by linear programming) by
+:func:`clm_research.disclosure.protect_tables`, which uses :class:`Tabulation` to compute every
+grouping from one preparation of the data and :func:`indicator_quantities` for the additive
+quantities (row weights) that tie the tables together.
 """
 
 from __future__ import annotations
@@ -48,7 +55,11 @@ if TYPE_CHECKING:
 __all__ = [
     "ALL",
     "RESULT_COLUMNS",
+    "REVEALING_COLUMNS",
+    "Tabulation",
+    "blank_suppressed",
     "compute_indicators",
+    "indicator_quantities",
     "wilson_interval",
     "poisson_interval",
     "rag_status",
@@ -76,6 +87,21 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "suppressed",
     "suppression",
     "target",
+    "rag",
+)
+
+#: Columns that reveal a cell: blank on every suppressed row, in every published table. ``n`` is
+#: the numerator (counts, rates) or the denominator (the others); the interval, the design effect
+#: and the RAG status are functions of the estimate; ``n_clusters`` bounds the denominator.
+REVEALING_COLUMNS: tuple[str, ...] = (
+    "numerator",
+    "denominator",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "n",
+    "n_clusters",
+    "design_effect",
     "rag",
 )
 
@@ -234,11 +260,10 @@ def _design_effect(
 
 
 class _Context:
-    """Enriched datasets and their groupings, built once per call."""
+    """Enriched datasets and their groupings, built once and shared by every grouping."""
 
-    def __init__(self, tables: Mapping[str, pd.DataFrame], by: Sequence[str]) -> None:
+    def __init__(self, tables: Mapping[str, pd.DataFrame]) -> None:
         self.tables = tables
-        self.by = list(by)
         self._frames: dict[str, pd.DataFrame] = {}
         self._groups: dict[tuple[str, tuple[str, ...]], _Groups] = {}
         self._factors: dict[tuple[str, str], tuple[np.ndarray, pd.Index]] = {}
@@ -256,9 +281,10 @@ class _Context:
             self._frames[name] = enrich(name, self.tables[name], self.tables.get("facilities"))
         return self._frames[name]
 
-    def keys(self, name: str) -> list[str]:
+    def keys(self, name: str, by: Sequence[str]) -> list[str]:
+        """The ``by`` columns dataset ``name`` has (the others hold :data:`ALL`)."""
         frame = self.frame(name)
-        return [c for c in self.by if c in frame.columns]
+        return [c for c in by if c in frame.columns]
 
     def factor(self, name: str, column: str) -> tuple[np.ndarray, pd.Index]:
         """Integer codes and sorted unique values of one column, computed once per call."""
@@ -306,43 +332,125 @@ def _weights(ctx: _Context, name: str, mask: np.ndarray, column: str | None) -> 
     return np.where(mask & ~np.isnan(values), values, 0.0)
 
 
+def _cell_keys(ind: Indicator, ctx: _Context, by: Sequence[str]) -> list[str]:
+    """The ``by`` columns an indicator is split by (its dataset's, and its denominator's)."""
+    keys = ctx.keys(ind.dataset, by)
+    if ind.denominator_dataset:
+        keys = [k for k in keys if k in ctx.keys(ind.denominator_dataset, by)]
+    return keys
+
+
+def _proportion_weights(
+    ind: Indicator, ctx: _Context
+) -> tuple[np.ndarray, tuple[str, np.ndarray] | None]:
+    """Row weights of a proportion, rate or count: numerator, and (dataset, denominator)."""
+    name = ind.dataset
+    pop = ctx.mask(name, None if ind.denominator_dataset else ind.denominator)
+    num_mask = pop & ctx.mask(name, ind.numerator) if ind.numerator else pop
+    num_w = _weights(ctx, name, num_mask, ind.numerator_sum)
+    if ind.type == "count":
+        return num_w, None
+    if ind.denominator_dataset:
+        dname = ind.denominator_dataset
+        dmask = ctx.mask(dname, ind.denominator)
+        return num_w, (dname, _weights(ctx, dname, dmask, ind.denominator_sum))
+    return num_w, (name, _weights(ctx, name, pop, ind.denominator_sum))
+
+
+def _value_scope(ind: Indicator, ctx: _Context) -> tuple[np.ndarray, np.ndarray]:
+    """Value column of a mean or median, and the rows in scope (filter holds, value present)."""
+    import numpy as np
+
+    values = ctx.column(ind.dataset, ind.value)  # type: ignore[arg-type]
+    scope = ctx.mask(ind.dataset, ind.denominator) & ~np.isnan(values)
+    return values, scope
+
+
+def _duration_rows(
+    ind: Indicator, ctx: _Context, as_of: pd.Timestamp | None
+) -> tuple[np.ndarray, np.ndarray, pd.Timestamp]:
+    """Rows of a duration (filter holds, start known), its events by ``as_of``, and ``as_of``.
+
+    ``as_of`` defaults to the latest start or end date among those rows.
+    """
+    import pandas as pd
+
+    frame = ctx.frame(ind.dataset)
+    pop = ctx.mask(ind.dataset, ind.denominator) & frame[ind.start].notna().to_numpy()
+    start, end = frame[ind.start][pop], frame[ind.end][pop]
+    if as_of is None:
+        as_of = max(start.max(), end.max()) if pop.any() else pd.Timestamp.now()
+    event = pop & (frame[ind.end].notna() & (frame[ind.end] <= as_of)).to_numpy(dtype=bool)
+    return pop, event, as_of
+
+
+def indicator_quantities(
+    ind: Indicator, ctx: _Context | Tabulation, as_of: pd.Timestamp | None = None
+) -> dict[str, tuple[str, np.ndarray]]:
+    """The additive quantities of an indicator, as row weights of a dataset.
+
+    Every published ``numerator`` and ``denominator`` (and ``n``, which equals one of them) is
+    the sum of one of these weight vectors over the rows of a cell, so a coarser cell is the sum
+    of the finer cells it contains — the relations a disclosure audit must assume an attacker
+    uses (:mod:`clm_research.disclosure`).
+
+    Returns
+    -------
+    dict
+        ``{"numerator": (dataset, weights), "denominator": (dataset, weights)}`` as far as the
+        type has them: proportion and rate both (a rate's denominator may come from another
+        dataset), count the numerator, mean the sum of values and the number of rows, median the
+        number of rows, duration the events (resolved by ``as_of``) and the number of rows.
+    """
+    import numpy as np
+
+    c = ctx._ctx if isinstance(ctx, Tabulation) else ctx
+    if ind.type in ("proportion", "rate", "count"):
+        num_w, den = _proportion_weights(ind, c)
+        out: dict[str, tuple[str, np.ndarray]] = {"numerator": (ind.dataset, num_w)}
+        if den is not None:
+            out["denominator"] = den
+        return out
+    if ind.type in ("mean", "median"):
+        values, scope = _value_scope(ind, c)
+        rows: dict[str, tuple[str, np.ndarray]] = {
+            "denominator": (ind.dataset, scope.astype("float64"))
+        }
+        if ind.type == "median":
+            return rows
+        return {"numerator": (ind.dataset, np.where(scope, values, 0.0)), **rows}
+    pop, event, _ = _duration_rows(ind, c, as_of)
+    return {
+        "numerator": (ind.dataset, event.astype("float64")),
+        "denominator": (ind.dataset, pop.astype("float64")),
+    }
+
+
 def _proportion_like(
-    ind: Indicator, ctx: _Context, ci: CIMethod, confidence: float
+    ind: Indicator, ctx: _Context, by: Sequence[str], ci: CIMethod, confidence: float
 ) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
     name = ind.dataset
     frame = ctx.frame(name)
-    keys = ctx.keys(name)
-    if ind.denominator_dataset:
-        keys = [k for k in keys if k in ctx.keys(ind.denominator_dataset)]
+    keys = _cell_keys(ind, ctx, by)
     groups = ctx.groups(name, keys)
-    pop = ctx.mask(name, None if ind.denominator_dataset else ind.denominator)
-    num_mask = pop & ctx.mask(name, ind.numerator) if ind.numerator else pop
-    num_w = _weights(ctx, name, num_mask, ind.numerator_sum)
+    num_w, den = _proportion_weights(ind, ctx)
     num = pd.Series(groups.sum(num_w), index=groups.index)
-    if ind.type == "count":
+    if ind.type == "count" or den is None:
         out = pd.DataFrame({"numerator": num, "denominator": np.nan, "n": num})
         out["estimate"] = out["numerator"]
         out["ci_low"], out["ci_high"] = poisson_interval(out["numerator"], confidence)
         return out
-    den_w: np.ndarray | None = None  # a denominator dataset's weights are on other rows
+    dname, den_w = den
     if ind.denominator_dataset:
-        dname = ind.denominator_dataset
         dgroups = ctx.groups(dname, keys)
-        dmask = ctx.mask(dname, ind.denominator)
-        den = pd.Series(
-            dgroups.sum(_weights(ctx, dname, dmask, ind.denominator_sum)), index=dgroups.index
-        )
-        num = num.reindex(den.index, fill_value=0.0)
-        out = pd.DataFrame({"numerator": num, "denominator": den})
+        den_s = pd.Series(dgroups.sum(den_w), index=dgroups.index)
+        num = num.reindex(den_s.index, fill_value=0.0)
+        out = pd.DataFrame({"numerator": num, "denominator": den_s})
     else:
-        den_w = _weights(ctx, name, pop, ind.denominator_sum)
-        rows = groups.sum(pop.astype("float64"))
-        out = pd.DataFrame(
-            {"numerator": num, "denominator": groups.sum(den_w), "_rows": rows}, index=groups.index
-        )
+        out = pd.DataFrame({"numerator": num, "denominator": groups.sum(den_w)}, index=groups.index)
     with np.errstate(invalid="ignore", divide="ignore"):
         out["estimate"] = out["numerator"] / out["denominator"]
     if ind.type == "rate":
@@ -351,11 +459,9 @@ def _proportion_like(
         with np.errstate(invalid="ignore", divide="ignore"):
             out["ci_low"], out["ci_high"] = lo / out["denominator"], hi / out["denominator"]
         return out
-    # only a rate may count its denominator in another dataset (the framework checks), so a
-    # proportion has its denominator weights here
-    assert den_w is not None
-    summed = bool(ind.numerator_sum or ind.denominator_sum)
-    out["n"] = out["denominator"] if summed else out["_rows"]
+    # the size of a proportion is its denominator: the number of rows in scope, or the sum of
+    # the denominator column (which is the row count when there is no such column)
+    out["n"] = out["denominator"]
     n_eff = out["denominator"].to_numpy()
     if "facility_id" in frame.columns and "facility_id" not in keys:
         clusters = ctx.groups(name, [*keys, "facility_id"])
@@ -371,19 +477,7 @@ def _proportion_like(
     out["ci_low"], out["ci_high"] = wilson_interval(
         out["estimate"].to_numpy() * n_eff, n_eff, confidence
     )
-    return out.drop(columns="_rows")
-
-
-def _values(ind: Indicator, ctx: _Context) -> tuple[_Groups, np.ndarray, np.ndarray]:
-    """Groups, value column and the rows in scope (denominator filter and value present)."""
-    import numpy as np
-
-    keys = ctx.keys(ind.dataset)
-    groups = ctx.groups(ind.dataset, keys)
-    assert ind.value is not None  # mean, median and duration indicators name their value column
-    values = ctx.column(ind.dataset, ind.value)
-    scope = ctx.mask(ind.dataset, ind.denominator) & ~np.isnan(values)
-    return groups, values, scope
+    return out
 
 
 def _cluster_parent(
@@ -396,12 +490,15 @@ def _cluster_parent(
     return clusters, groups.parent_of(clusters)
 
 
-def _mean(ind: Indicator, ctx: _Context, ci: CIMethod, confidence: float) -> pd.DataFrame:
+def _mean(
+    ind: Indicator, ctx: _Context, by: Sequence[str], ci: CIMethod, confidence: float
+) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
     from scipy.stats import t as student_t
 
-    groups, values, scope = _values(ind, ctx)
+    groups = ctx.groups(ind.dataset, ctx.keys(ind.dataset, by))
+    values, scope = _value_scope(ind, ctx)
     w = scope.astype("float64")
     x = np.where(scope, values, 0.0)
     n = groups.sum(w)
@@ -435,11 +532,14 @@ def _mean(ind: Indicator, ctx: _Context, ci: CIMethod, confidence: float) -> pd.
     return out
 
 
-def _median(ind: Indicator, ctx: _Context, ci: CIMethod, confidence: float) -> pd.DataFrame:
+def _median(
+    ind: Indicator, ctx: _Context, by: Sequence[str], ci: CIMethod, confidence: float
+) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
-    groups, values, scope = _values(ind, ctx)
+    groups = ctx.groups(ind.dataset, ctx.keys(ind.dataset, by))
+    values, scope = _value_scope(ind, ctx)
     rows = np.flatnonzero(scope)
     codes, v = groups.codes[rows], values[rows]
     order = np.lexsort((v, codes))
@@ -495,6 +595,7 @@ def _median(ind: Indicator, ctx: _Context, ci: CIMethod, confidence: float) -> p
 def _duration(
     ind: Indicator,
     ctx: _Context,
+    by: Sequence[str],
     confidence: float,
     as_of: pd.Timestamp | None,
 ) -> pd.DataFrame:
@@ -502,12 +603,10 @@ def _duration(
     import pandas as pd
 
     frame = ctx.frame(ind.dataset)
-    keys = ctx.keys(ind.dataset)
-    pop = ctx.mask(ind.dataset, ind.denominator) & frame[ind.start].notna().to_numpy()
+    keys = ctx.keys(ind.dataset, by)
+    pop, event_rows, as_of = _duration_rows(ind, ctx, as_of)
     sub = frame.loc[pop, [*keys, ind.start, ind.end]].copy()
-    if as_of is None:
-        as_of = max(sub[ind.start].max(), sub[ind.end].max()) if len(sub) else pd.Timestamp.now()
-    event = sub[ind.end].notna() & (sub[ind.end] <= as_of)
+    event = pd.Series(event_rows[pop], index=sub.index)
     stop = sub[ind.end].where(event, as_of)
     sub["_t"] = (stop - sub[ind.start]).dt.days.clip(lower=0).astype(float)
     sub["_d"] = event.astype(float)
@@ -591,6 +690,157 @@ def _suppress(res: pd.DataFrame, keys: list[str], min_size: int) -> np.ndarray:
     return label
 
 
+def blank_suppressed(result: pd.DataFrame) -> pd.DataFrame:
+    """Blank every column that reveals a suppressed cell (:data:`REVEALING_COLUMNS`), in place.
+
+    Parameters
+    ----------
+    result
+        An indicator table with a boolean ``suppressed`` column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``result`` itself: suppressed rows keep only their group, labels and target.
+    """
+    import numpy as np
+    import pandas as pd
+
+    sup = result["suppressed"].to_numpy(dtype=bool)
+    if sup.any():
+        numeric = [c for c in REVEALING_COLUMNS if c in result.columns and c != "rag"]
+        result.loc[sup, numeric] = np.nan
+        if "rag" in result.columns:
+            result["rag"] = result["rag"].astype("string").mask(pd.Series(sup, index=result.index))
+    return result
+
+
+class Tabulation:
+    """A country's tables prepared once, for indicator tables by any number of groupings.
+
+    The datasets are enriched (derived columns), their filters evaluated and their group codes
+    computed once and shared by every :meth:`table` call, so the published groupings of a
+    country cost little more than the largest of them.
+
+    Parameters
+    ----------
+    framework
+        The validated framework.
+    tables
+        Canonical tables by name.
+    ci, confidence, indicators, as_of
+        As for :func:`compute_indicators`.
+    """
+
+    def __init__(
+        self,
+        framework: Framework,
+        tables: Mapping[str, pd.DataFrame],
+        ci: CIMethod = "wilson",
+        confidence: float | None = None,
+        indicators: Sequence[str] | None = None,
+        as_of: str | pd.Timestamp | None = None,
+    ) -> None:
+        import pandas as pd
+
+        self.framework = framework
+        self.ci: CIMethod = ci
+        self.confidence = confidence or framework.confidence
+        self.as_of = pd.Timestamp(as_of) if as_of is not None else None
+        self.indicators: tuple[Indicator, ...] = (
+            framework.indicators
+            if indicators is None
+            else tuple(framework.indicator(i) for i in indicators)
+        )
+        self._ctx = _Context(tables)
+
+    def frame(self, dataset: str) -> pd.DataFrame:
+        """Dataset ``dataset`` with its derived columns (district, ``clm_arm``, ``round``…)."""
+        return self._ctx.frame(dataset)
+
+    def cell_keys(self, indicator: Indicator, by: Sequence[str]) -> list[str]:
+        """The columns of ``by`` an indicator is split by; the others hold :data:`ALL`."""
+        return _cell_keys(indicator, self._ctx, by)
+
+    def groups(self, dataset: str, keys: Sequence[str]) -> tuple[np.ndarray, pd.Index, int]:
+        """Group of every row of ``dataset`` by ``keys``: (codes, group index, number of groups).
+
+        The index lists the groups in sorted key order, with the key values as the data hold
+        them (before the string conversion of :meth:`table`).
+        """
+        g = self._ctx.groups(dataset, keys)
+        return g.codes, g.index, g.n
+
+    def quantities(self, indicator: Indicator) -> dict[str, tuple[str, np.ndarray]]:
+        """:func:`indicator_quantities` of one indicator, at this tabulation's ``as_of``."""
+        return indicator_quantities(indicator, self._ctx, self.as_of)
+
+    def table(self, by: Sequence[str] = (), blank: bool = True) -> pd.DataFrame:
+        """One indicator table (see :func:`compute_indicators`).
+
+        ``blank=False`` keeps the values of suppressed cells (for the disclosure audit only:
+        such a table must never be published).
+        """
+        import numpy as np
+        import pandas as pd
+
+        by = list(by)
+        ctx = self._ctx
+        parts: list[pd.DataFrame] = []
+        for order, ind in enumerate(self.indicators):
+            if ind.type in ("proportion", "rate", "count"):
+                res = _proportion_like(ind, ctx, by, self.ci, self.confidence)
+            elif ind.type == "mean":
+                res = _mean(ind, ctx, by, self.ci, self.confidence)
+            elif ind.type == "median":
+                res = _median(ind, ctx, by, self.ci, self.confidence)
+            else:
+                res = _duration(ind, ctx, by, self.confidence, self.as_of)
+            res = res.reset_index()
+            res = res.drop(columns=[c for c in ("_all",) if c in res.columns])
+            keys = [k for k in by if k in res.columns]
+            for k in by:
+                if k not in res.columns:
+                    res[k] = ALL
+            res["suppression"] = _suppress(res, keys, self.framework.cell_size(ind))
+            res["suppressed"] = res["suppression"] != ""
+            res["indicator_id"] = ind.id
+            res["label"] = ind.label
+            res["level"] = ind.level
+            res["type"] = ind.type
+            res["unit"] = ind.unit
+            res["direction"] = ind.direction
+            res["target"] = ind.target if ind.target is not None else np.nan
+            res["rag"] = rag_status(res["estimate"], ind)
+            res["_order"] = order
+            for col in ("n_clusters", "design_effect"):
+                if col not in res.columns:
+                    res[col] = np.nan
+            parts.append(res)
+        if not parts:
+            return pd.DataFrame(columns=[*RESULT_COLUMNS[:3], *by, *RESULT_COLUMNS[3:]])
+        out = pd.concat(parts, ignore_index=True)
+        for k in by:
+            out[k] = out[k].astype("string").fillna("(missing)")
+        out = out.sort_values(["_order", *by], kind="stable").reset_index(drop=True)
+        cols = [*RESULT_COLUMNS[:3], *by, *RESULT_COLUMNS[3:]]
+        out = out[cols]
+        for c in (
+            "numerator",
+            "denominator",
+            "estimate",
+            "ci_low",
+            "ci_high",
+            "n",
+            "n_clusters",
+            "design_effect",
+            "target",
+        ):
+            out[c] = out[c].astype("float64")
+        out["suppression"] = out["suppression"].astype(object)
+        return blank_suppressed(out) if blank else out
+
+
 def compute_indicators(
     framework: Framework,
     tables: Mapping[str, pd.DataFrame],
@@ -601,6 +851,11 @@ def compute_indicators(
     as_of: str | pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """Compute framework indicators as one tidy table.
+
+    Small cells are suppressed within this one table (primary and secondary suppression, see
+    the module docstring). Tables that are published together must be protected together:
+    :func:`clm_research.disclosure.protect_tables` adds the complementary suppressions that an
+    audit of all of them needs.
 
     Parameters
     ----------
@@ -627,71 +882,7 @@ def compute_indicators(
     pandas.DataFrame
         Columns ``indicator_id, label, level, <by…>, type, unit, direction, numerator,
         denominator, estimate, ci_low, ci_high, n, n_clusters, design_effect, suppressed,
-        suppression, target, rag``, sorted by indicator (framework order) and group.
+        suppression, target, rag``, sorted by indicator (framework order) and group. A
+        suppressed row has every column of :data:`REVEALING_COLUMNS` blank.
     """
-    import numpy as np
-    import pandas as pd
-
-    confidence = confidence or framework.confidence
-    by = list(by)
-    ctx = _Context(tables, by)
-    as_of_ts = pd.Timestamp(as_of) if as_of is not None else None
-    chosen = (
-        framework.indicators
-        if indicators is None
-        else tuple(framework.indicator(i) for i in indicators)
-    )
-    parts: list[pd.DataFrame] = []
-    for order, ind in enumerate(chosen):
-        if ind.type in ("proportion", "rate", "count"):
-            res = _proportion_like(ind, ctx, ci, confidence)
-        elif ind.type == "mean":
-            res = _mean(ind, ctx, ci, confidence)
-        elif ind.type == "median":
-            res = _median(ind, ctx, ci, confidence)
-        else:
-            res = _duration(ind, ctx, confidence, as_of_ts)
-        res = res.reset_index()
-        res = res.drop(columns=[c for c in ("_all",) if c in res.columns])
-        keys = [k for k in by if k in res.columns]
-        for k in by:
-            if k not in res.columns:
-                res[k] = ALL
-        res["suppression"] = _suppress(res, keys, framework.cell_size(ind))
-        res["suppressed"] = res["suppression"] != ""
-        blank = ["estimate", "ci_low", "ci_high", "numerator", "denominator"]
-        res.loc[res["suppressed"], blank] = np.nan
-        res["indicator_id"] = ind.id
-        res["label"] = ind.label
-        res["level"] = ind.level
-        res["type"] = ind.type
-        res["unit"] = ind.unit
-        res["direction"] = ind.direction
-        res["target"] = ind.target if ind.target is not None else np.nan
-        res["rag"] = rag_status(res["estimate"], ind)
-        res["_order"] = order
-        for col in ("n_clusters", "design_effect"):
-            if col not in res.columns:
-                res[col] = np.nan
-        parts.append(res)
-    if not parts:
-        return pd.DataFrame(columns=[*RESULT_COLUMNS[:3], *by, *RESULT_COLUMNS[3:]])
-    out = pd.concat(parts, ignore_index=True)
-    for k in by:
-        out[k] = out[k].astype("string").fillna("(missing)")
-    out = out.sort_values(["_order", *by], kind="stable").reset_index(drop=True)
-    cols = [*RESULT_COLUMNS[:3], *by, *RESULT_COLUMNS[3:]]
-    out = out[cols]
-    for c in (
-        "numerator",
-        "denominator",
-        "estimate",
-        "ci_low",
-        "ci_high",
-        "n",
-        "n_clusters",
-        "design_effect",
-        "target",
-    ):
-        out[c] = out[c].astype("float64")
-    return out
+    return Tabulation(framework, tables, ci, confidence, indicators, as_of).table(by)

@@ -18,10 +18,13 @@ from clm_research.paths import processed_dir
 if TYPE_CHECKING:
     import pandas as pd
 
+    from clm_research.disclosure import ProtectedTables
+
 __all__ = [
     "params_of",
     "framework_of",
     "country_tables",
+    "published_tables",
     "indicator_table",
     "effect_panel",
     "clm_effects",
@@ -53,17 +56,55 @@ def country_tables(country: str) -> dict[str, pd.DataFrame]:
 
 
 @cache
-def indicator_table(country: str, by: tuple[str, ...] = ("round",)) -> pd.DataFrame:
-    """Every framework indicator by ``by`` (facility-clustered CIs, small cells suppressed)."""
-    from clm_research.indicators import compute_indicators
+def _published(country: str, stamp: float) -> ProtectedTables:
+    from clm_research.disclosure import protect_tables
 
-    return compute_indicators(
-        framework_of(country),
-        country_tables(country),
-        by=list(by),
-        ci="cluster",
-        as_of=params_of(country).as_of,
+    return protect_tables(
+        framework_of(country), country_tables(country), ci="cluster", as_of=params_of(country).as_of
     )
+
+
+def published_tables(country: str) -> ProtectedTables:
+    """The country's published indicator tables, protected together, with their audit.
+
+    Every grouping a report or ``clm indicators`` publishes
+    (:data:`~clm_research.disclosure.PUBLISHED_GROUPINGS`), small cells suppressed and
+    complementary cells added until the linear-programming audit shows that no combination of
+    the tables reveals a suppressed cell (``.tables``, ``.audit``). Computed once per process
+    until ``data/processed`` changes.
+
+    Raises
+    ------
+    DisclosureError
+        When the tables cannot be made safe: nothing may be published.
+    """
+    folder = processed_dir(country)
+    stamp = max((p.stat().st_mtime for p in folder.glob("*.parquet")), default=0.0)
+    return _published(country, stamp)
+
+
+def indicator_table(country: str, by: tuple[str, ...] = ("round",)) -> pd.DataFrame:
+    """Every framework indicator by ``by`` (facility-clustered CIs), as published.
+
+    ``by`` must be one of the published groupings
+    (:data:`~clm_research.disclosure.PUBLISHED_GROUPINGS`): small cells are suppressed across
+    all of them together, so no combination of the report's tables reveals one.
+
+    Raises
+    ------
+    DisclosureError
+        For a grouping that is not published (and so not audited).
+    """
+    from clm_research.disclosure import PUBLISHED_GROUPINGS
+    from clm_research.errors import DisclosureError
+
+    name = next((n for n, b in PUBLISHED_GROUPINGS.items() if b == tuple(by)), None)
+    if name is None:
+        raise DisclosureError(
+            f"indicators by {', '.join(by) or 'nothing'} are not a published grouping; add it "
+            "to PUBLISHED_GROUPINGS in clm_research/disclosure.py so that it is audited"
+        )
+    return published_tables(country).tables[name]
 
 
 @cache

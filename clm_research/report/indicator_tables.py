@@ -1,8 +1,10 @@
 """Indicator tables for a country, written as CSV and Parquet under ``reports/<country>/``.
 
-The default groupings are the ones programme reports use: national, facility × round (for
-facility scorecards) and district × round × sex × key population (for equity tables; small
-cells suppressed).
+The tables are the published groupings (:data:`clm_research.disclosure.PUBLISHED_GROUPINGS`:
+national, by round, facility × round for scorecards, district × round, district × round ×
+sex × key population for equity tables, CLM arm × round), protected together: small cells
+are suppressed and the disclosure audit adds the complementary suppressions that every table
+taken together needs (:func:`clm_research.disclosure.protect_tables`).
 """
 
 from __future__ import annotations
@@ -11,18 +13,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
+from clm_research.disclosure import PUBLISHED_GROUPINGS
 from clm_research.files import write_csv, write_parquet
 
 __all__ = ["DEFAULT_GROUPINGS", "write_indicator_tables"]
 
-#: name of the table → group columns.
-DEFAULT_GROUPINGS: dict[str, tuple[str, ...]] = {
-    "national": (),
-    "national_round": ("round",),
-    "facility_round": ("facility_id", "round"),
-    "district_round_sex_kp": ("district", "round", "sex", "key_population"),
-    "arm_round": ("clm_arm", "round"),
-}
+#: name of the table → group columns (the published groupings).
+DEFAULT_GROUPINGS: dict[str, tuple[str, ...]] = PUBLISHED_GROUPINGS
 
 
 def write_indicator_tables(
@@ -39,7 +36,8 @@ def write_indicator_tables(
         Country code; its processed tables are read (``clm ingest`` writes them).
     by_sets
         Groupings as comma-separated column lists (``"district,round"``); default
-        :data:`DEFAULT_GROUPINGS`.
+        :data:`DEFAULT_GROUPINGS`. Extra groupings are audited together with the default ones
+        (they are published beside them).
     ci
         ``"cluster"`` (facility-clustered intervals, default) or ``"wilson"``.
     folder
@@ -49,8 +47,14 @@ def write_indicator_tables(
     -------
     list of Path
         The CSV files written (a Parquet file sits beside each).
+
+    Raises
+    ------
+    DisclosureError
+        When the tables cannot be protected (nothing is written).
     """
     from clm_research.config.country import load_country
+    from clm_research.disclosure import protect_tables
     from clm_research.framework import load_framework
     from clm_research.paths import country_report_dir
     from clm_research.tables import read_country
@@ -59,18 +63,15 @@ def write_indicator_tables(
     framework = load_framework(country)
     tables = read_country(country)
     folder = folder or country_report_dir(country) / "indicators"
+    wanted = dict(DEFAULT_GROUPINGS)
     if by_sets:
-        groupings = {
-            "by_" + s.replace(",", "_"): tuple(c for c in s.split(",") if c) for s in by_sets
-        }
-    else:
-        groupings = DEFAULT_GROUPINGS
-    from clm_research.indicators import compute_indicators
-
+        wanted = {"by_" + s.replace(",", "_"): tuple(c for c in s.split(",") if c) for s in by_sets}
+    audited = {**DEFAULT_GROUPINGS, **wanted}
+    protected = protect_tables(framework, tables, audited, ci=ci, as_of=params.as_of)
     written = []
-    for name, by in groupings.items():
-        result = compute_indicators(framework, tables, by=list(by), ci=ci, as_of=params.as_of)
-        csv = write_csv(folder / f"{name}.csv", result, float_format="%.6g")
+    for name in wanted:
+        result = protected.tables[name]
+        csv = write_csv(folder / f"{name}.csv", result)
         write_parquet(folder / f"{name}.parquet", result)
         written.append(csv)
     return written
