@@ -74,6 +74,12 @@ def test_every_notebook_runs_for_every_demo_country() -> None:
         assert scorecard.is_file() and (out / "tables" / "progress_scorecard.parquet").is_file()
         timings = json.loads((out / "timings.json").read_text())
         assert {"gate", "kernel_start", "imports", "analysis", "render"} <= set(timings["stages"])
+        # the disclosure audit ran before anything was published and its summary is shown
+        assert "disclosure" in timings["stages"]
+        prov = json.loads((out / "provenance.json").read_text())
+        assert prov["disclosure"]["passed"] and prov["disclosure"]["failures"] == 0
+        assert prov["disclosure"]["suppressed_primary"] > 0
+        assert "Disclosure control" in html and "audited" in html
     index = (base / "reports" / "index.html").read_text()
     for r in summary.results:
         assert f"{r.country}/{r.period}/report.html" in index

@@ -31,6 +31,7 @@ __all__ = [
     "run_key",
     "utc_now",
     "provenance_markdown",
+    "disclosure_html",
     "provenance_html",
 ]
 
@@ -184,6 +185,29 @@ def provenance_markdown(prov: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def disclosure_html(audit: Mapping[str, Any] | None) -> str:
+    """The disclosure audit's summary as an HTML block (empty when there is none)."""
+    if not audit:
+        return ""
+    esc = html.escape
+    if "suppressed_primary" not in audit:
+        return f"<h3>Disclosure control</h3><p>{esc(str(audit.get('status', '')))}</p>"
+    return (
+        "<h3>Disclosure control</h3>"
+        f"<p>Small cells are suppressed in every published table and the tables were audited "
+        f"together by linear programming: <b>{esc(str(audit.get('status')))}</b> for "
+        f"{len(audit.get('tables', []))} tables ({audit.get('rows', 0):,} cells). Suppressed: "
+        f"{audit.get('suppressed_primary', 0):,} cells below the minimum cell size, "
+        f"{audit.get('suppressed_secondary', 0):,} to protect them within their tables and "
+        f"{audit.get('suppressed_complementary', 0):,} added by the audit. Narrowest interval "
+        f"an attacker holding every table can derive: "
+        f"{esc(str(audit.get('narrowest_interval') or 'none'))}. Linear programmes: "
+        f"{audit.get('lp_variables', 0):,} variables, {audit.get('lp_constraints', 0):,} "
+        f"constraints in {audit.get('lp_blocks', 0):,} blocks, solved in "
+        f"{audit.get('lp_seconds', 0)} s.</p>"
+    )
+
+
 def provenance_html(prov: Mapping[str, Any]) -> str:
     """Render a provenance record as a self-contained HTML ``<section>``."""
     esc = html.escape
@@ -204,6 +228,7 @@ def provenance_html(prov: Mapping[str, Any]) -> str:
         f"{esc(str(prov.get('finished')))}</li>"
         f"<li><b>Git commit:</b> <code>{esc(str(prov.get('git_commit')))}</code></li>"
         f"<li><b>Run key:</b> <code>{esc(str(prov.get('run_key')))}</code></li></ul>"
+        f"{disclosure_html(prov.get('disclosure'))}"
         f"<h3>Parameters</h3><table>{rows(params)}</table>"
         f"<h3>Input files (SHA-256)</h3><table>{rows(prov.get('inputs', {}))}</table>"
         f"<h3>Package versions</h3><table>{rows(prov.get('versions', {}))}</table>"

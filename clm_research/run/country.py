@@ -1,4 +1,5 @@
-"""One country's run, in named steps: parameters → hash → gate → notebooks → render → publish.
+"""One country's run, in named steps: parameters → hash → gate → disclosure → notebooks → render
+→ publish.
 
 :func:`run_country` never raises: whatever happens, it returns a :class:`CountryResult` naming
 the step that failed (and, for a notebook, the cell and the error), updates
@@ -11,10 +12,12 @@ the step that failed (and, for a notebook, the cell and the error), updates
    are hashed into the run key; with ``--changed-only`` an unchanged country is skipped;
 3. **gate** — ingestion and the data-quality gate, once per country
    (:func:`clm_research.pipeline.validate_country`); a failed gate fails the run;
-4. **notebooks** — one kernel for the country, every notebook executed in it with papermill
+4. **disclosure** — every published indicator table protected together and audited by linear
+   programming (:func:`clm_research.disclosure.protect_tables`); a failed audit fails the run;
+5. **notebooks** — one kernel for the country, every notebook executed in it with papermill
    (:mod:`clm_research.run.kernel`), chapters first and the summary last;
-5. **render** — the HTML report (summary first, code hidden, images embedded, provenance);
-6. **publish** — the temporary folder ``reports/<cc>/.tmp-<period>-…`` is renamed to
+6. **render** — the HTML report (summary first, code hidden, images embedded, provenance);
+7. **publish** — the temporary folder ``reports/<cc>/.tmp-<period>-…`` is renamed to
    ``reports/<cc>/<period>/``; a failed run's folder is kept as ``.failed-<period>``.
 """
 
@@ -57,7 +60,15 @@ __all__ = [
 ]
 
 #: The named steps of a country's run, in order.
-STEPS: tuple[str, ...] = ("parameters", "hash", "gate", "notebooks", "render", "publish")
+STEPS: tuple[str, ...] = (
+    "parameters",
+    "hash",
+    "gate",
+    "disclosure",
+    "notebooks",
+    "render",
+    "publish",
+)
 
 Status = Literal["succeeded", "failed", "skipped"]
 
@@ -239,6 +250,7 @@ class _Run:
         self.inputs: dict[str, str] = {}
         self.versions: dict[str, str] = {}
         self.gate = "not run"
+        self.disclosure: dict[str, Any] = {"status": "not run"}
         self.t0 = time.perf_counter()
 
     @contextmanager
@@ -290,6 +302,23 @@ def _gate(run: _Run) -> None:
             f"data-quality gate failed for {run.task.country}:\n{report.summary()}"
         )
     run.gate = "passed"
+
+
+def _disclosure(run: _Run) -> None:
+    """Step **disclosure**: the audit of every table the report publishes, before any notebook.
+
+    Small cells are suppressed across all published groupings together and the linear-
+    programming audit must show that no combination of them reveals a suppressed cell
+    (:func:`clm_research.disclosure.protect_tables`); otherwise the run fails and nothing is
+    published. The audit's summary goes into the report's provenance.
+    """
+    if not run.task.gate:
+        run.disclosure = {"status": "not run (gate=False)"}
+        return
+    from clm_research.report.context import published_tables
+
+    audit = published_tables(run.task.country).audit
+    run.disclosure = {"status": "passed", **audit.as_dict()}
 
 
 def _notebooks(run: _Run) -> None:
@@ -369,6 +398,7 @@ def _render(run: _Run) -> None:
         "git_commit": git_commit(),
         "run_key": run.result.run_key,
         "gate": run.gate,
+        "disclosure": run.disclosure,
         "parameters": {
             **task.parameters,
             **{k: v for k, v in params.model_dump(mode="json").items() if k != "demo"},
@@ -439,6 +469,8 @@ def run_country(task: CountryTask) -> CountryResult:
             return run.finish()
         with run.step("gate"):
             _gate(run)
+        with run.step("disclosure"):
+            _disclosure(run)
         with run.step("notebooks"):
             _notebooks(run)
         with run.step("render"):
