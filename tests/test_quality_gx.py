@@ -54,12 +54,27 @@ def test_gx_and_quarantine_agree(gx_run) -> None:
 
 
 def test_data_docs_written(gx_run) -> None:
+    """The expectation results as the project's own page: offline, no external host."""
+    import json
+    import re
+
     root, report = gx_run
-    index = root / "reports" / "XA" / "data_docs" / "index.html"
+    folder = root / "reports" / "XA" / "data_docs"
+    index = folder / "index.html"
     assert report.data_docs == index and index.is_file()
     html = index.read_text()
-    assert "XA.interviews" in html
-    assert list((root / "reports" / "XA" / "data_docs" / "validations").rglob("*.html"))
+    results = json.loads((folder / "expectations.json").read_text())["results"]
+    assert {r["table"] for r in results} == set(report.tables)
+    # every table's expectations, with the failing counts the gate used
+    for name, t in report.tables.items():
+        assert f'id="t-{name}"' in html
+        failed = [r for r in results if r["table"] == name and not r["success"]]
+        assert len(failed) == len(t.gx_failed)
+    assert "✗ failed" in html and "✓ passed" in html
+    # nothing loads from, or links to, another host (GX's own site pulls ~15 CDN files)
+    assert not re.search(r"(src|href)=[\"']?(https?:)?//", html), "external reference"
+    assert "http://" not in html and "https://" not in html
+    assert not (folder / "validations").exists() and not (folder / "static").exists()
 
 
 def test_gate_verdict(gx_run) -> None:
