@@ -338,9 +338,7 @@ def verdict_study(reps: int, seed: int = 6) -> dict:
 
     base = load_country("XA")
     framework = load_framework("XA")
-    nulls = sorted(
-        e["indicator"] for e in EFFECTS.values() if str(e["scale"]).startswith("none")
-    )
+    nulls = sorted(e["indicator"] for e in EFFECTS.values() if str(e["scale"]).startswith("none"))
     rng = np.random.default_rng(seed)
     null_cases = null_false = 0
     selected = missed = 0

@@ -226,6 +226,7 @@ def test_proportions_have_percent_axes_and_maps_are_direction_aware(country: str
     trends = figs["trends"].figure
     vl_axis = [ax for ax in trends.axes if "viral-load" in ax.get_title(loc="left")][0]
     assert isinstance(vl_axis.yaxis.get_major_formatter(), PercentFormatter)
+
     # the colour bar is titled with the unit and says which way is better
     def labels(fig) -> list[str]:
         return [" ".join(ax.get_ylabel().split()) for ax in fig.axes if ax.get_ylabel()]

@@ -114,7 +114,8 @@ PRINT_CSS = """
   /* the lab template lays outputs out as table cells and flex boxes, which Chromium moves
      whole to the next page: as blocks, long tables break across pages instead */
   .jp-Cell, .jp-Cell-outputWrapper, .jp-OutputArea, .jp-OutputArea-child,
-  .jp-OutputArea-output, .jp-RenderedHTMLCommon { display: block !important; }
+  .jp-OutputArea-output, .jp-RenderedHTMLCommon { display: block !important;
+    width: auto !important; box-sizing: border-box; }
   /* the lab template keeps every output on one page: a long table then jumps to the next
      page and leaves the rest of this one blank */
   .jp-OutputArea-child { break-inside: auto !important; }

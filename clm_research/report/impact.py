@@ -279,7 +279,7 @@ def its_result_figure(result: EvaluationResult, label: str, unit: str = "") -> R
     ax.set_ylim(bottom=0)
     fig.legend(
         title="Dotted line: CLM starts",
-        ncols=3 if len(series) < 2 else 3,
+        ncols=2,
         frameon=False,
         loc="outside lower center",
     )

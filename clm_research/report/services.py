@@ -318,7 +318,7 @@ def trend_figure(country: str, indicator_ids: Sequence[str], by_arm: bool = True
         ind = fw.indicator(iid)
         d = t[t["indicator_id"] == iid].sort_values("round")
         fmt = _fmt(ind.type, ind.unit, d["estimate"])
-        title = wrap(fmt.label(ind.label), 34 if ncols > 1 else 70)
+        title = wrap(fmt.label(ind.label), 30 if ncols > 1 else 70)
         ax.set_title(title, loc="left")
         if d.empty:
             ax.text(0.5, 0.5, "no publishable data", ha="center", transform=ax.transAxes)
@@ -350,8 +350,14 @@ def trend_figure(country: str, indicator_ids: Sequence[str], by_arm: bool = True
                 f"{ind.label}, {who}: {fmt.value(g['estimate'].iloc[0])} in {g['round'].iloc[0]}, "
                 f"{fmt.value(g['estimate'].iloc[-1])} in {g['round'].iloc[-1]}"
             )
-        ax.set_xticks(range(len(rounds)), rounds, rotation=45, ha="right")
-        ax.set_xlabel("Monitoring round")
+        step = 2 if len(rounds) > 8 else 1  # 12 quarters: every other label, still readable
+        ax.set_xticks(
+            range(len(rounds)),
+            [r if k % step == 0 else "" for k, r in enumerate(rounds)],
+            rotation=45,
+            ha="right",
+        )
+        ax.set_xlabel("Monitoring round" if ind.dataset != "routine" else "Quarter")
         ax.set_ylabel(_axis_unit(fmt))
         if fmt.kind == "proportion":
             percent_axis(ax, scale=100, decimals=None)

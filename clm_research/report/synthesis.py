@@ -194,7 +194,7 @@ def forest_figure(
     ax.set_xlabel(f"CLM effect{f' ({unit})' if unit else ''}; 0 = no change")
     i2, tau2 = res.diagnostics["I2"], res.diagnostics["tau2"] * m**2
     fig.suptitle(
-        f"{wrap(label, 80)}\nI² = {i2:.0%}, τ² = {tau2:.2g}, {n} countries",
+        f"{wrap(fmt.label(label), 80)}\nI² = {i2:.0%}, τ² = {tau2:.2g}, {n} countries",
         x=0.01,
         ha="left",
         fontsize=10.5,
