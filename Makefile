@@ -49,23 +49,30 @@ browser: ## install Debian's chromium: it prints report.pdf and runs the browser
 	bash .ci/install-browser.sh
 
 test: setup ## run the test suite (not the slow simulation studies: see `make bench`)
-	$(BIN)/python -m pytest -m "not slow" -n $(JOBS) --dist loadgroup -q
+	$(BIN)/python -m pytest -m "not slow and not notebooks" -n $(JOBS) --dist loadgroup -q
 	$(MAKE) --no-print-directory test-notebooks
 
-test-notebooks: setup ## run the notebooks top to bottom under nbval (outputs are not compared)
+test-notebooks: setup ## run the notebooks: the workshop on two sets of inputs (papermill), the reports (nbval)
+	$(BIN)/python -m pytest -m notebooks -n $(JOBS) -q tests/test_study_design_notebooks.py
 	sandbox=$$(mktemp -d) && CLM_DATA_DIR=$$sandbox/data CLM_REPORTS_DIR=$$sandbox/reports \
-	  $(BIN)/python -m pytest --nbval-lax -p no:xdist -q notebooks/study_design notebooks/evaluation
+	  $(BIN)/python -m pytest --nbval-lax -p no:xdist -q notebooks/evaluation
 
-lint: setup ## ruff lint and format check
+lint: setup ## ruff lint and format check, mypy type check of the package (CI runs it)
 	$(BIN)/ruff check clm_research tests benchmarks
 	$(BIN)/ruff format --check clm_research tests benchmarks
+	$(BIN)/mypy
 
 format: setup ## apply ruff formatting and safe fixes
 	$(BIN)/ruff check --fix clm_research tests benchmarks
 	$(BIN)/ruff format clm_research tests benchmarks
 
-lab: setup ## open JupyterLab on the notebooks (study-design workshop: notebooks/study_design/)
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+# Markdown opens rendered (not in the text editor), so `make lab` starts on the workshop's index
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings
+lab: setup ## open JupyterLab on the study-design workshop's index (notebooks/study_design/README.md)
+	mkdir -p $(LAB_SETTINGS)
+	echo '{"@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"markdown": "Markdown Preview"}}}' \
+	  > $(LAB_SETTINGS)/overrides.json
+	$(BIN)/jupyter lab --notebook-dir=notebooks notebooks/study_design/README.md
 
 $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,dask,bench]'
@@ -77,7 +84,7 @@ bench: $(VENV)/.bench-installed ## benchmarks and simulation studies (slow; writ
 	$(BIN)/python benchmarks/simulation_study.py
 
 clean: ## remove generated reports and caches (keeps .venv and data)
-	rm -rf reports .pytest_cache .ruff_cache
+	rm -rf reports .pytest_cache .ruff_cache .mypy_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 clean-data: ## remove generated demo, processed and quarantine data

@@ -227,7 +227,8 @@ def _months(first: str, n: int) -> list[str]:
 def _expit(x: np.ndarray) -> np.ndarray:
     import numpy as np
 
-    return 1.0 / (1.0 + np.exp(-x))
+    p: np.ndarray = 1.0 / (1.0 + np.exp(-x))
+    return p
 
 
 def _place_name(rng: np.random.Generator, used: set[str]) -> str:
@@ -552,7 +553,10 @@ def generate_country(
         esc, rng.choice(["district", "regional", "national"], n_i, p=[0.6, 0.3, 0.1]), "facility"
     )
     agreed = rng.random(n_i) < 0.75
-    to_days = lambda d: d.astype("timedelta64[D]")  # noqa: E731
+
+    def to_days(d: np.ndarray) -> np.ndarray:
+        return d.astype("timedelta64[D]")
+
     escalated_on = identified + to_days(np.ceil(t_res * rng.uniform(0.05, 0.3, n_i)).astype(int))
     agreed_on = identified + to_days(np.ceil(t_res * rng.uniform(0.3, 0.7, n_i)).astype(int))
     resolved_on = identified + to_days(t_res)
@@ -757,9 +761,13 @@ def generate_country(
         by_e = frame.groupby("event_time", sort=True)[["wd", "w"]].sum()
         return {
             "overall": float(frame["wd"].sum() / frame["w"].sum()),
-            "by_event_time": {int(e): float(r.wd / r.w) for e, r in by_e.iterrows()},
+            "by_event_time": {
+                int(e): float(wd / w)
+                for e, wd, w in zip(by_e.index, by_e["wd"], by_e["w"], strict=True)
+            },
             "by_cohort_round": [
-                {"cohort": c, "round": r, "att": float(v.wd / v.w)} for (c, r), v in by.iterrows()
+                {"cohort": c, "round": r, "att": float(wd / w)}
+                for (c, r), wd, w in zip(by.index, by["wd"], by["w"], strict=True)
             ],
         }
 
@@ -768,7 +776,8 @@ def generate_country(
 
     def ord_mean(eta: np.ndarray) -> np.ndarray:
         cdf = _expit(cuts[None, :] - eta[:, None])  # P(latent <= c_k)
-        return 5.0 - cdf.sum(axis=1)
+        mean: np.ndarray = 5.0 - cdf.sum(axis=1)
+        return mean
 
     truth: dict[str, Any] = {
         "country": code,

@@ -12,6 +12,7 @@ __all__ = [
     "DataQualityError",
     "IngestError",
     "OutputError",
+    "DesignInputError",
 ]
 
 
@@ -37,3 +38,16 @@ class IngestError(CLMError):
 
 class OutputError(CLMError):
     """An output could not be written (disk full, read-only folder, permissions); nothing changed."""
+
+
+class DesignInputError(CLMError, ValueError):
+    """A study-design input is wrong: a facility list, a planning number, an analysis plan draft.
+
+    Also a :class:`ValueError`, because the design functions take numbers: callers that catch
+    ``ValueError`` for an impossible number (a proportion of 1.3) keep working.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows what this returns instead of a traceback: a workshop participant sees
+        # the sentence that says what to change, not the library's internals.
+        return [f"{type(self).__name__}: {self}"]

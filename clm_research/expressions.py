@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
 
     from clm_research.schema import Table
@@ -259,7 +261,7 @@ class _Parser:
                 self._expect("kw", "in")
             self._expect("punct", "[")
             values = [self._literal()]
-            while self._peek() is not None and self._peek().text == ",":  # type: ignore[union-attr]
+            while (after := self._peek()) is not None and after.text == ",":
                 self.i += 1
                 values.append(self._literal())
             self._expect("punct", "]")
@@ -267,10 +269,11 @@ class _Parser:
         if nxt.kind == "op":
             self.i += 1
             rhs = self._peek()
+            op = cast(Op, nxt.text)  # the tokenizer's operator tokens are exactly the Op values
             if rhs is not None and rhs.kind == "name":
                 self.i += 1
-                return Compare(column, nxt.text, ColumnRef(rhs.text))  # type: ignore[arg-type]
-            return Compare(column, nxt.text, self._literal())  # type: ignore[arg-type]
+                return Compare(column, op, ColumnRef(rhs.text))
+            return Compare(column, op, self._literal())
         raise ExpressionError(
             f"after column {column!r} expected an operator (== != < <= > >=), 'in', "
             f"'is null', 'and' or 'or' at position {nxt.pos + 1}, found {nxt.text!r}"
@@ -364,8 +367,8 @@ def check_against_table(expr: Expr, table: Table) -> None:
                 numeric = {"integer", "float"}
                 if a != b and not (a in numeric and b in numeric):
                     raise ExpressionError(f"cannot compare {c!r} ({a}) with {r!r} ({b})")
-            case Compare(column=c, op=op, value=v):
-                check_value(c, v)  # type: ignore[arg-type]
+            case Compare(column=c, op=op, value=v) if not isinstance(v, ColumnRef):
+                check_value(c, v)
                 col = table.column(c)
                 if op not in ("==", "!=") and col.dtype in ("boolean", "category", "string"):
                     if col.allowed is None or not all(isinstance(a, int) for a in col.allowed):
@@ -417,7 +420,8 @@ def _eval(expr: Expr, frame: pd.DataFrame) -> pd.Series:
 
     import pandas as pd
 
-    ops = {
+    # an operand is a column or a constant; pandas broadcasts the comparison over the rows
+    ops: dict[str, Callable[[pd.Series, Any], pd.Series]] = {
         "==": operator.eq,
         "!=": operator.ne,
         "<": operator.lt,

@@ -158,7 +158,7 @@ class Indicator(_Frozen):
                 own.add(c)
         if self.denominator_sum:
             (den if self.denominator_dataset else own).add(self.denominator_sum)
-        out = {self.dataset: own}
+        out: dict[str, set[str]] = {self.dataset: own}
         if self.denominator_dataset:
             out.setdefault(self.denominator_dataset, set()).update(den)
         return out
@@ -283,7 +283,7 @@ def _pydantic_problem(err: ValidationError) -> tuple[str, str]:
 
 
 def parse_framework(
-    data: dict[str, Any],
+    data: object,
     source: str = "<framework>",
     changes: dict[str, Any] | None = None,
     changes_source: str = "<country>",
@@ -320,6 +320,8 @@ def parse_framework(
             raise FrameworkError(f"{src}: indicator #{pos + 1} is not a mapping of fields")
     seen: set[str] = set()
     for ind_id, (_, src) in zip(ids, raw, strict=True):
+        if ind_id is None:
+            continue  # a missing id is reported with its position when the indicator is validated
         if ind_id in seen:
             raise FrameworkError(
                 f"{src}: indicator {ind_id!r} is defined twice; ids must be unique"
@@ -373,7 +375,7 @@ def parse_framework(
         raise FrameworkError(f"{source}: field {loc!r}: {msg}") from None
 
 
-def _read_yaml(path: Path) -> Any:
+def _read_yaml(path: Path) -> object:
     return read_yaml(path, what="framework file", error=FrameworkError)
 
 

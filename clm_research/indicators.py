@@ -132,7 +132,7 @@ def poisson_interval(
     alpha = 1 - confidence
     with np.errstate(invalid="ignore"):
         lo = np.where(k > 0, chi2.ppf(alpha / 2, 2 * k) / 2, 0.0)
-        hi = chi2.ppf(1 - alpha / 2, 2 * (k + 1)) / 2
+        hi = np.asarray(chi2.ppf(1 - alpha / 2, 2 * (k + 1)) / 2)
     return lo, hi
 
 
@@ -159,9 +159,7 @@ class _Groups:
     Sums per group are ``np.bincount`` calls, far cheaper than a pandas groupby per sum.
     """
 
-    def __init__(
-        self, factors: list[tuple[np.ndarray, np.ndarray]], keys: list[str], n: int
-    ) -> None:
+    def __init__(self, factors: list[tuple[np.ndarray, pd.Index]], keys: list[str], n: int) -> None:
         """``factors`` holds (codes, sorted uniques) of each key column, as ``pd.factorize``."""
         import numpy as np
         import pandas as pd
@@ -243,7 +241,7 @@ class _Context:
         self.by = list(by)
         self._frames: dict[str, pd.DataFrame] = {}
         self._groups: dict[tuple[str, tuple[str, ...]], _Groups] = {}
-        self._factors: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        self._factors: dict[tuple[str, str], tuple[np.ndarray, pd.Index]] = {}
         self._masks: dict[tuple[str, str | None], np.ndarray] = {}
 
     def frame(self, name: str) -> pd.DataFrame:
@@ -262,7 +260,7 @@ class _Context:
         frame = self.frame(name)
         return [c for c in self.by if c in frame.columns]
 
-    def factor(self, name: str, column: str) -> tuple[np.ndarray, np.ndarray]:
+    def factor(self, name: str, column: str) -> tuple[np.ndarray, pd.Index]:
         """Integer codes and sorted unique values of one column, computed once per call."""
         import pandas as pd
 
@@ -329,6 +327,7 @@ def _proportion_like(
         out["estimate"] = out["numerator"]
         out["ci_low"], out["ci_high"] = poisson_interval(out["numerator"], confidence)
         return out
+    den_w: np.ndarray | None = None  # a denominator dataset's weights are on other rows
     if ind.denominator_dataset:
         dname = ind.denominator_dataset
         dgroups = ctx.groups(dname, keys)
@@ -352,6 +351,9 @@ def _proportion_like(
         with np.errstate(invalid="ignore", divide="ignore"):
             out["ci_low"], out["ci_high"] = lo / out["denominator"], hi / out["denominator"]
         return out
+    # only a rate may count its denominator in another dataset (the framework checks), so a
+    # proportion has its denominator weights here
+    assert den_w is not None
     summed = bool(ind.numerator_sum or ind.denominator_sum)
     out["n"] = out["denominator"] if summed else out["_rows"]
     n_eff = out["denominator"].to_numpy()
@@ -378,7 +380,8 @@ def _values(ind: Indicator, ctx: _Context) -> tuple[_Groups, np.ndarray, np.ndar
 
     keys = ctx.keys(ind.dataset)
     groups = ctx.groups(ind.dataset, keys)
-    values = ctx.column(ind.dataset, ind.value)  # type: ignore[arg-type]
+    assert ind.value is not None  # mean, median and duration indicators name their value column
+    values = ctx.column(ind.dataset, ind.value)
     scope = ctx.mask(ind.dataset, ind.denominator) & ~np.isnan(values)
     return groups, values, scope
 

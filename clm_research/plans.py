@@ -126,6 +126,11 @@ class AnalysisPlan(BaseModel):
         The power the sample size was chosen for.
     countries
         Country codes the plan covers.
+    registered_on, registered_on_reason
+        The date the plan was fixed and, when the file was written later, why.
+    planned_power, power_warning
+        The power of the study as planned (notebook ``05_analysis_plan``) and, when it is below
+        ``power``, the warning given at registration.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -148,6 +153,15 @@ class AnalysisPlan(BaseModel):
     power: float = Field(0.8, gt=0, lt=1)
     countries: tuple[str, ...] = Field(min_length=1)
     registered_on: date | None = Field(None, description="Date the plan was fixed")
+    registered_on_reason: str = Field(
+        "", description="Why registered_on is earlier than the day the plan was written"
+    )
+    planned_power: float | None = Field(
+        None, ge=0, le=1, description="Power of the study as planned, under the stated assumptions"
+    )
+    power_warning: str = Field(
+        "", description="In words, when planned_power is below the target power"
+    )
     notes: str = ""
 
     @field_validator("study_id")

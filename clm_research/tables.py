@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from clm_research.errors import DataQualityError
 from clm_research.paths import processed_dir
@@ -32,7 +32,10 @@ __all__ = [
 ]
 
 #: The pandas dtype each logical type of the data model is stored in.
-CANONICAL_DTYPES: dict[str, str] = {
+#: The pandas dtypes canonical tables are stored in.
+PandasDtype = Literal["string", "Int64", "float64", "boolean", "datetime64[ns]"]
+
+CANONICAL_DTYPES: dict[str, PandasDtype] = {
     "string": "string",
     "category": "string",
     "integer": "Int64",
@@ -45,7 +48,7 @@ TRUE_TEXT: frozenset[str] = frozenset({"true", "1", "yes", "y", "t"})
 FALSE_TEXT: frozenset[str] = frozenset({"false", "0", "no", "n", "f"})
 
 
-def pandas_dtype(dtype: str) -> str:
+def pandas_dtype(dtype: str) -> PandasDtype:
     """The pandas dtype used for a data-model type."""
     return CANONICAL_DTYPES[dtype]
 

@@ -95,37 +95,42 @@ def test_crt_power_matches_statsmodels_with_effective_n(
 
     de = 1 + (m - 1) * icc
     expected = NormalIndPower().power(effect_size=delta, nobs1=k * m / de, alpha=0.05, ratio=1.0)
-    assert d.crt_power_continuous(delta, 1.0, k, m, icc) == pytest.approx(expected, abs=1e-9)
+    power = d.crt_power_continuous(delta, 1.0, k, m, icc, method="normal")
+    assert power == pytest.approx(expected, abs=1e-9)
 
 
 def test_crt_power_hand_worked() -> None:
     # Continuous: DE = 1.95, SE = sqrt(2 · 1.95 / 200) = 0.13964, z = 0.5/0.13964 − 1.96 = 1.6206.
     se = math.sqrt(2 * 1.95 / 200)
-    assert d.crt_power_continuous(0.5, 1.0, 10, 20, 0.05) == pytest.approx(
+    assert d.crt_power_continuous(0.5, 1.0, 10, 20, 0.05, method="normal") == pytest.approx(
         phi(0.5 / se - Z975) + phi(-0.5 / se - Z975), abs=1e-12
     )
     assert phi(0.5 / se - Z975) == pytest.approx(0.9474, abs=1e-4)
     # Binary 20 % vs 10 %, k = 15, m = 30, ICC 0.05: Var = (0.16 + 0.09) · 2.45 / 450.
     se_b = math.sqrt(0.25 * 2.45 / 450)
     far_tail = phi(-0.1 / se_b - Z975)  # rejecting in the wrong direction (1.5e-6)
-    assert d.crt_power_binary(0.2, 0.1, 15, 30, 0.05) == pytest.approx(
+    assert d.crt_power_binary(0.2, 0.1, 15, 30, 0.05, method="normal") == pytest.approx(
         phi(0.1 / se_b - Z975) + far_tail, abs=1e-12
     )
 
 
 def test_crt_clusters_needed_hand_and_consistent() -> None:
     # (1.96 + 0.8416)² = 7.849; k = 7.849 · 2 · 40² · 2.45 / (30 · 10²) = 20.51 → 21.
-    assert d.crt_clusters_per_arm_continuous(10, 40, 30, 0.05) == 21
-    assert d.crt_clusters_per_arm_continuous(10, 40, 30, 0.05, small_sample_correction=True) == 22
-    # 7.849 · (0.16 + 0.09) · 2.45 / (30 · 0.01) = 16.03 → 17.
-    assert d.crt_clusters_per_arm_binary(0.2, 0.1, 30, 0.05) == 17
+    normal = {"method": "normal"}
+    assert d.crt_clusters_per_arm_continuous(10, 40, 30, 0.05, **normal) == 21
     assert (
-        d.crt_power_binary(0.2, 0.1, 17, 30, 0.05)
-        >= 0.8
-        > d.crt_power_binary(0.2, 0.1, 16, 30, 0.05)
+        d.crt_clusters_per_arm_continuous(10, 40, 30, 0.05, small_sample_correction=True, **normal)
+        == 22
     )
-    mde = d.crt_minimum_detectable_difference(40, 21, 30, 0.05)
-    assert d.crt_power_continuous(mde, 40, 21, 30, 0.05) == pytest.approx(0.8, abs=1e-4)
+    # 7.849 · (0.16 + 0.09) · 2.45 / (30 · 0.01) = 16.03 → 17.
+    assert d.crt_clusters_per_arm_binary(0.2, 0.1, 30, 0.05, **normal) == 17
+    assert (
+        d.crt_power_binary(0.2, 0.1, 17, 30, 0.05, **normal)
+        >= 0.8
+        > d.crt_power_binary(0.2, 0.1, 16, 30, 0.05, **normal)
+    )
+    mde = d.crt_minimum_detectable_difference(40, 21, 30, 0.05, **normal)
+    assert d.crt_power_continuous(mde, 40, 21, 30, 0.05, **normal) == pytest.approx(0.8, abs=1e-4)
 
 
 # --------------------------------------------------------------------------- stepped wedge
@@ -138,9 +143,14 @@ def test_hussey_hughes_hand_worked_4_clusters_3_periods() -> None:
     # Var = I σ² (σ² + T τ²) / ((I U − W) σ² + (U² + I T U − T W − I V) τ²)
     #     = 4 · 1 · 2.5 / ((24 − 20) + (36 + 72 − 60 − 40) · 0.5) = 10 / 8 = 1.25.
     assert d.hussey_hughes_variance(x, 1.0, 0.5) == pytest.approx(1.25, abs=1e-12)
-    # Power for θ = 3: Φ(3 / sqrt(1.25) − 1.96) = Φ(0.72332) = 0.7652.
-    power = d.hussey_hughes_power(x, 3.0, 1.0, 0.5)
-    assert power == pytest.approx(phi(3 / math.sqrt(1.25) - Z975), abs=1e-12)
+    # Power for θ = 3: Φ(3 / sqrt(1.25) − 1.96) = Φ(0.72332) = 0.7652, plus the far tail
+    # Φ(−2.6833 − 1.96) = 1.7e-6 (two-sided, as swCRTdesign's swPwr). σ² = 1 is the variance of
+    # a facility-period mean: σe = 1 with one interview per facility-period; τ = sqrt(0.5).
+    power = d.stepped_wedge_power(
+        x, difference=3.0, sigma_e=1.0, tau=math.sqrt(0.5), cluster_period_size=1
+    )
+    a = 3 / math.sqrt(1.25)
+    assert power == pytest.approx(phi(a - Z975) + phi(-a - Z975), abs=1e-12)
     assert power == pytest.approx(0.7652, abs=1e-4)
 
 
@@ -148,11 +158,16 @@ def test_stepped_wedge_swcrtdesign_readme_example() -> None:
     # Published: swCRTdesign README (CRAN, v4.x), 24 clusters, 5 periods:
     # swPwr(swDsn(c(6,6,6,6)), distn="binomial", n=120, mu0=0.05, mu1=0.035, tau=0.01,
     #       eta=0, rho=0, gamma=0, alpha=0.05) → 0.7861896
-    # https://cran.r-project.org/web/packages/swCRTdesign/readme/README.html
+    # https://cran.r-project.org/web/packages/swCRTdesign/readme/README.html; the arguments
+    # are those of Example 1 of swPwr's help page (man/swPwr.Rd: random intercepts only,
+    # standard design). The documented 7 decimals need swPwr's two-sided power (both tails).
     x = d.stepped_wedge_design([6, 6, 6, 6])
     assert x.shape == (24, 5)
-    power = d.stepped_wedge_power_binary(x, 0.05, 0.035, cluster_period_size=120, tau=0.01)
-    assert power == pytest.approx(0.7861896, abs=5e-6)
+    power = d.stepped_wedge_power(
+        x, p_control=0.05, p_intervention=0.035, cluster_period_size=120, tau=0.01
+    )
+    assert power == pytest.approx(0.7861896, abs=5e-8)
+    assert round(power, 3) == 0.786
 
 
 def _random_estimable_designs(rng: np.random.Generator, n: int) -> list[np.ndarray]:
@@ -199,9 +214,9 @@ def test_parallel_design_in_hh_equals_crt_formula() -> None:
     x = np.vstack([np.ones((k, t)), np.zeros((k, t))])
     sigma2, tau2 = (1 - icc) * sd**2 / m, icc * sd**2
     assert d.hussey_hughes_variance(x, sigma2, tau2) == pytest.approx(2 * (sigma2 / t + tau2) / k)
-    sw = d.stepped_wedge_power(x, delta, sd=sd, icc=icc, cluster_period_size=m)
-    crt = d.crt_power_continuous(delta, sd, k, t * m, icc)
-    assert sw == pytest.approx(crt, abs=1e-6)  # crt also counts the far tail (≈ 0)
+    sw = d.stepped_wedge_power(x, difference=delta, total_sd=sd, icc=icc, cluster_period_size=m)
+    crt = d.crt_power_continuous(delta, sd, k, t * m, icc, method="normal")
+    assert sw == pytest.approx(crt, abs=1e-6)  # both are the normal approximation
 
 
 def test_gls_allows_unobserved_cells_and_rejects_bad_designs() -> None:
@@ -262,7 +277,8 @@ def test_simulated_crt_power_agrees_with_closed_form() -> None:
     df = 2 * k - 2
     crit = stats.t.ppf(0.975, df)
     exact = stats.nct.sf(crit, df, delta / se) + stats.nct.cdf(-crit, df, delta / se)
-    closed = d.crt_power_continuous(delta, sd, k, m, icc)
+    closed = d.crt_power_continuous(delta, sd, k, m, icc, method="normal")
+    assert d.crt_power_continuous(delta, sd, k, m, icc) == pytest.approx(exact, abs=1e-9)
     mc_se = math.sqrt(exact * (1 - exact) / n_sims)
     assert abs(sim.power - exact) < 3.5 * mc_se
     assert 0 < closed - exact < 0.03
@@ -492,7 +508,17 @@ def test_results_chain_from_the_framework() -> None:
 # --------------------------------------------------------------------------- docstrings
 @pytest.mark.parametrize(
     "module",
-    ["survey", "crt", "stepped_wedge", "sampling", "simulation", "reporting"],
+    [
+        "survey",
+        "crt",
+        "stepped_wedge",
+        "sampling",
+        "simulation",
+        "reporting",
+        "planning",
+        "facilities",
+        "registration",
+    ],
 )
 def test_docstring_examples_are_correct(module: str) -> None:
     mod = importlib.import_module(f"clm_research.design.{module}")

@@ -161,6 +161,20 @@ def test_duplicate_ids_and_bad_top_level(raw_framework: dict) -> None:
         parse_framework({**raw_framework, "confidence": 2}, source="fw.yaml")
 
 
+def test_indicators_without_id_are_reported_as_missing_ids(raw_framework: dict) -> None:
+    # two indicators without an id once read as "indicator None is defined twice"
+    data = copy.deepcopy(raw_framework)
+    for extra in (0, 1):
+        item = copy.deepcopy(data["indicators"][extra])
+        del item["id"]
+        data["indicators"].append(item)
+    n = len(raw_framework["indicators"])
+    with pytest.raises(
+        FrameworkError, match=re.escape(f"fw.yaml: indicator '#{n + 1}', field 'id': required")
+    ):
+        parse_framework(data, source="fw.yaml")
+
+
 def test_country_changes_are_checked(raw_framework: dict) -> None:
     with pytest.raises(
         FrameworkError, match="XA.yaml: override for unknown indicator 'wait_median'"

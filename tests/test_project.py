@@ -72,6 +72,24 @@ def test_readme_shows_the_two_commands_and_make_help_lists_them() -> None:
     assert "make test" in ci
 
 
+def test_the_package_is_type_checked_in_lint_and_ci() -> None:
+    """mypy (strict) covers the whole package, runs in `make lint`, and CI runs `make lint`."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    mypy = pyproject["tool"]["mypy"]
+    assert mypy["files"] == ["clm_research"] and mypy["strict"] is True
+    # a library without type information is named module by module, never ignored wholesale
+    assert "ignore_missing_imports" not in mypy
+    for override in mypy.get("overrides", []):
+        if override.get("ignore_missing_imports"):
+            assert all(m.endswith(".*") and m != "*" for m in override["module"])
+    assert (ROOT / "clm_research" / "py.typed").is_file()
+    assert "py.typed" in pyproject["tool"]["setuptools"]["package-data"]["clm_research"]
+    lint = re.search(r"^lint:.*?(?=^\S)", (ROOT / "Makefile").read_text(), re.M | re.S)
+    assert lint and "$(BIN)/mypy" in lint.group(0)
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^make lint$", ci, re.M)
+
+
 def test_readme_data_model_matches_the_schema() -> None:
     from clm_research.schema import TABLES
 

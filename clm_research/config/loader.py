@@ -20,8 +20,9 @@ Every caller passes the :class:`~clm_research.errors.CLMError` subclass it raise
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -54,17 +55,18 @@ class _LimitedLoader(yaml.SafeLoader):
 
     aliases_seen = 0
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
             self.aliases_seen += 1
             if self.aliases_seen > MAX_ALIASES:
-                mark = self.peek_event().start_mark
-                raise yaml.YAMLError(
-                    f"more than {MAX_ALIASES} aliases (line {mark.line + 1}) [rule: yaml_aliases]"
-                )
+                # types-PyYAML leaves Parser.peek_event unannotated; it returns the next event
+                peek_event = cast("Callable[[], yaml.Event]", self.peek_event)
+                mark = peek_event().start_mark
+                where = f" (line {mark.line + 1})" if mark is not None else ""
+                raise yaml.YAMLError(f"more than {MAX_ALIASES} aliases{where} [rule: yaml_aliases]")
         return super().compose_node(parent, index)
 
-    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
             try:
@@ -112,7 +114,9 @@ def _display(path: Path) -> str:
     return display_path(path)
 
 
-def read_yaml(path: str | Path, *, what: str = "file", error: type[CLMError] = ParamsError) -> Any:
+def read_yaml(
+    path: str | Path, *, what: str = "file", error: type[CLMError] = ParamsError
+) -> object:
     """Read one YAML file within the limits above.
 
     Parameters
@@ -123,6 +127,11 @@ def read_yaml(path: str | Path, *, what: str = "file", error: type[CLMError] = P
         What the file is, for the "not found" message (e.g. ``"country parameters"``).
     error
         The :class:`~clm_research.errors.CLMError` subclass to raise.
+
+    Returns
+    -------
+    object
+        The document as plain data (mappings, lists, text, numbers, dates), to be validated.
 
     Raises
     ------

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 
+from clm_research.errors import DesignInputError
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -34,7 +36,7 @@ def _suppress(counts: pd.DataFrame, min_cell_size: int | None, overall: bool) ->
     changed = True
     while changed:
         changed = False
-        lines = [counts.index.map(lambda r, c=c: (r, c)) for c in counts.columns]
+        lines = [pd.Index([(r, c) for r in counts.index]) for c in counts.columns]
         if overall:
             lines += [pd.Index([(r, c) for c in counts.columns]) for r in counts.index]
         for cells in lines:
@@ -110,9 +112,9 @@ def table_one(
     labels = dict(labels or {})
     missing = [c for c in (group, *continuous, *categorical, *skewed) if c not in data.columns]
     if missing:
-        raise ValueError(f"table_one: column(s) not in the data: {', '.join(missing)}")
+        raise DesignInputError(f"table_one: column(s) not in the data: {', '.join(missing)}")
     if data[group].isna().any():
-        raise ValueError(f"table_one: group column {group!r} has missing values")
+        raise DesignInputError(f"table_one: group column {group!r} has missing values")
     parts: list[tuple[str, pd.DataFrame]] = [
         (f"{g} (n={len(d):,})", d) for g, d in data.groupby(group, sort=True, observed=True)
     ]
@@ -379,7 +381,7 @@ def save_figure(
         The files written (``<folder>/<name>.<format>``); the folder is created if needed.
     """
     if dpi < 72:
-        raise ValueError(f"dpi must be at least 72, got {dpi!r}")
+        raise DesignInputError(f"dpi must be at least 72, got {dpi!r}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     out = []

@@ -118,12 +118,12 @@ def plot_results_chain(
         )
         for k, row in enumerate(part.itertuples()):
             y = -k * 1.1
-            pos[row.id] = (x, y)
+            pos[str(row.id)] = (x, y)
             selected = row.role == "selected"
             ax.text(
                 x,
                 y,
-                textwrap.fill(row.label, wrap),
+                textwrap.fill(str(row.label), wrap),
                 ha="center",
                 va="center",
                 fontsize=8,

@@ -22,6 +22,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from clm_research.errors import DesignInputError
+
 __all__ = [
     "pps_systematic",
     "allocate_sample",
@@ -37,17 +39,17 @@ def _rng(seed: int | np.random.Generator) -> np.random.Generator:
 
 def _check_frame(frame: pd.DataFrame, id_column: str, size: str | None) -> None:
     if id_column not in frame.columns:
-        raise ValueError(f"the facility list has no column {id_column!r}")
+        raise DesignInputError(f"the facility list has no column {id_column!r}")
     if frame[id_column].duplicated().any():
         dup = frame.loc[frame[id_column].duplicated(), id_column].iloc[0]
-        raise ValueError(f"facility {dup!r} appears more than once in the facility list")
+        raise DesignInputError(f"facility {dup!r} appears more than once in the facility list")
     if size is not None:
         if size not in frame.columns:
-            raise ValueError(f"the facility list has no size column {size!r}")
+            raise DesignInputError(f"the facility list has no size column {size!r}")
         s = pd.to_numeric(frame[size], errors="coerce")
         bad = frame.loc[s.isna() | (s <= 0), id_column]
         if len(bad):
-            raise ValueError(
+            raise DesignInputError(
                 f"size column {size!r} must be a positive number for every facility; "
                 f"not for {', '.join(map(str, bad.head(5)))}"
             )
@@ -97,7 +99,7 @@ def pps_systematic(
     """
     _check_frame(frame, id_column, size)
     if not 1 <= n <= len(frame):
-        raise ValueError(f"cannot select {n} facilities from a list of {len(frame)}")
+        raise DesignInputError(f"cannot select {n} facilities from a list of {len(frame)}")
     rng = _rng(seed)
     work = frame.sort_values(list(sort_by), kind="stable") if sort_by else frame
     sizes = pd.to_numeric(work[size]).astype(float)
@@ -151,15 +153,17 @@ def allocate_sample(
     strata = list(stratum_sizes)
     total = sum(stratum_sizes.values())
     if n > total:
-        raise ValueError(f"cannot select {n} facilities from {total}")
+        raise DesignInputError(f"cannot select {n} facilities from {total}")
     if n < len(strata):
-        raise ValueError(f"{n} facilities cannot cover {len(strata)} strata (at least 1 each)")
+        raise DesignInputError(
+            f"{n} facilities cannot cover {len(strata)} strata (at least 1 each)"
+        )
     if allocation == "proportional":
         raw = np.array([n * stratum_sizes[s] / total for s in strata])
     elif allocation == "equal":
         raw = np.full(len(strata), n / len(strata))
     else:
-        raise ValueError(f"allocation must be 'proportional' or 'equal', got {allocation!r}")
+        raise DesignInputError(f"allocation must be 'proportional' or 'equal', got {allocation!r}")
     caps = np.array([stratum_sizes[s] for s in strata])
     take = np.minimum(np.maximum(np.floor(raw).astype(int), 1), caps)
     # Hand out what is left by largest remainder, never above a stratum's size.
@@ -212,13 +216,13 @@ class FacilitySample:
         """
         ids = self.selected[self.id_column]
         if facility_id not in set(ids):
-            raise ValueError(f"facility {facility_id!r} is not in the sample")
+            raise DesignInputError(f"facility {facility_id!r} is not in the sample")
         if not reason or not reason.strip():
-            raise ValueError("give the reason for the replacement (it is reported)")
+            raise DesignInputError("give the reason for the replacement (it is reported)")
         stratum = self.selected.loc[ids == facility_id, "stratum"].iloc[0]
         pool = self.reserves[self.reserves["stratum"] == stratum].sort_values("reserve_rank")
         if pool.empty:
-            raise ValueError(f"no reserve facility left in stratum {stratum!r}")
+            raise DesignInputError(f"no reserve facility left in stratum {stratum!r}")
         nxt = pool.iloc[[0]]
         new_id = nxt[self.id_column].iloc[0]
         row = nxt.drop(columns=["reserve_rank"]).assign(replaces=facility_id)
@@ -290,27 +294,27 @@ def stratified_sample(
     ([2, 2], 4)
     """
     if method not in ("pps", "srs"):
-        raise ValueError(f"method must be 'pps' or 'srs', got {method!r}")
+        raise DesignInputError(f"method must be 'pps' or 'srs', got {method!r}")
     if method == "pps" and size is None:
-        raise ValueError("PPS sampling needs a size column (e.g. size='tx_curr')")
+        raise DesignInputError("PPS sampling needs a size column (e.g. size='tx_curr')")
     _check_frame(frame, id_column, size if method == "pps" else None)
     if reserves_per_stratum < 0:
-        raise ValueError("reserves_per_stratum must be ≥ 0")
+        raise DesignInputError("reserves_per_stratum must be ≥ 0")
     rng = np.random.default_rng(seed)
     work = frame.copy()
     if strata is None:
         work["stratum"] = "all"
     else:
         if strata not in frame.columns:
-            raise ValueError(f"the facility list has no strata column {strata!r}")
+            raise DesignInputError(f"the facility list has no strata column {strata!r}")
         if frame[strata].isna().any():
-            raise ValueError(f"strata column {strata!r} has empty values")
+            raise DesignInputError(f"strata column {strata!r} has empty values")
         work["stratum"] = frame[strata].astype(str)
-    counts = work.groupby("stratum", sort=True).size().to_dict()
+    counts = {str(k): int(v) for k, v in work.groupby("stratum", sort=True).size().items()}
     if isinstance(n, Mapping):
         unknown = set(n) - set(counts)
         if unknown:
-            raise ValueError(f"unknown strata in n: {sorted(unknown)}")
+            raise DesignInputError(f"unknown strata in n: {sorted(unknown)}")
         per = {s: int(n.get(s, 0)) for s in counts}
     else:
         per = allocate_sample(counts, n, allocation)
@@ -318,10 +322,11 @@ def stratified_sample(
     for stratum, k in per.items():
         part = work[work["stratum"] == stratum]
         if k > len(part):
-            raise ValueError(f"stratum {stratum!r} has {len(part)} facilities, {k} requested")
+            raise DesignInputError(f"stratum {stratum!r} has {len(part)} facilities, {k} requested")
         if k == 0:
             continue
         if method == "pps":
+            assert size is not None  # checked above: PPS needs a size column
             sel = pps_systematic(part, k, size=size, seed=rng, id_column=id_column)
         else:
             idx = rng.choice(len(part), size=k, replace=False)
@@ -388,25 +393,26 @@ def allocate_rollout(
     """
     ids = list(cluster_ids)
     if len(set(ids)) != len(ids):
-        raise ValueError("facility ids must be unique")
+        raise DesignInputError("facility ids must be unique")
     n = len(ids)
     if isinstance(clusters_per_step, int):
         if clusters_per_step < 1 or n % clusters_per_step:
-            raise ValueError(
+            divisors = [k for k in range(1, n + 1) if n % k == 0]
+            raise DesignInputError(
                 f"{n} facilities cannot be split into steps of {clusters_per_step}; "
-                "give a list of step sizes instead"
+                f"choose one of {divisors} or give a list of step sizes"
             )
         per_step = [clusters_per_step] * (n // clusters_per_step)
     else:
         per_step = [int(k) for k in clusters_per_step]
         if any(k < 1 for k in per_step) or sum(per_step) != n:
-            raise ValueError(f"step sizes {per_step} must be ≥ 1 and sum to {n} facilities")
+            raise DesignInputError(f"step sizes {per_step} must be ≥ 1 and sum to {n} facilities")
     rng = np.random.default_rng(seed)
     if strata is None:
         order = list(rng.permutation(n))
     else:
         if len(strata) != n:
-            raise ValueError("give one stratum per facility")
+            raise DesignInputError("give one stratum per facility")
         groups: dict[str, list[int]] = {}
         for i, s in enumerate(strata):
             groups.setdefault(str(s), []).append(i)

@@ -21,13 +21,18 @@ averaged over a facility-round; suitable for planning, not for analysis):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypedDict, Unpack
 
 import numpy as np
 import pandas as pd
 
 from clm_research.design.survey import z_value
+from clm_research.errors import DesignInputError
+
+if TYPE_CHECKING:
+    from clm_research.evaluation.its import ITSResult
 
 __all__ = [
     "SimulationPower",
@@ -100,7 +105,7 @@ def _result(
     )
 
 
-def _progress(n: int, desc: str, progress: bool):
+def _progress(n: int, desc: str, progress: bool) -> Iterable[int]:
     from tqdm import tqdm
 
     return tqdm(range(n), desc=desc, disable=not progress, leave=False)
@@ -108,11 +113,11 @@ def _progress(n: int, desc: str, progress: bool):
 
 def _check_common(n_sims: int, alpha: float, icc: float | None = None) -> None:
     if n_sims < 1:
-        raise ValueError(f"n_sims must be at least 1, got {n_sims!r}")
+        raise DesignInputError(f"n_sims must be at least 1, got {n_sims!r}")
     if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be between 0 and 1, got {alpha!r}")
+        raise DesignInputError(f"alpha must be between 0 and 1, got {alpha!r}")
     if icc is not None and not 0 <= icc < 1:
-        raise ValueError(f"icc must be in [0, 1), got {icc!r}")
+        raise DesignInputError(f"icc must be in [0, 1), got {icc!r}")
 
 
 def simulate_crt_power(
@@ -143,7 +148,7 @@ def simulate_crt_power(
 
     _check_common(n_sims, alpha, icc)
     if clusters_per_arm < 2 or cluster_size < 1:
-        raise ValueError("need at least 2 facilities per arm and 1 interview per facility")
+        raise DesignInputError("need at least 2 facilities per arm and 1 interview per facility")
     rng = np.random.default_rng(seed)
     k, m = clusters_per_arm, cluster_size
     arm = np.repeat([0.0, 1.0], k)
@@ -241,12 +246,12 @@ def simulate_its_power(
 
     _check_common(n_sims, alpha)
     if n_pre < 3 or n_post < 3:
-        raise ValueError("an interrupted time series needs at least 3 points on each side")
+        raise DesignInputError("an interrupted time series needs at least 3 points on each side")
     if not -1 < ar1 < 1:
-        raise ValueError(f"ar1 must be between -1 and 1, got {ar1!r}")
+        raise DesignInputError(f"ar1 must be between -1 and 1, got {ar1!r}")
     if test not in ("level", "slope"):
-        raise ValueError(f"test must be 'level' or 'slope', got {test!r}")
-    segmented = None
+        raise DesignInputError(f"test must be 'level' or 'slope', got {test!r}")
+    segmented: Callable[..., ITSResult] | None = None
     if estimator in ("auto", "evaluation"):
         try:
             from clm_research.evaluation.its import segmented_regression as segmented
@@ -387,7 +392,7 @@ def simulate_did_power(
 
     _check_common(n_sims, alpha, icc)
     if min(clusters_treated, clusters_control) < 1 or min(periods_pre, periods_post) < 1:
-        raise ValueError("need facilities in both groups and periods before and after")
+        raise DesignInputError("need facilities in both groups and periods before and after")
     g = clusters_treated + clusters_control
     t_all = periods_pre + periods_post
     rng = np.random.default_rng(seed)
@@ -416,6 +421,18 @@ def simulate_did_power(
     pvals, ests = run(effect, "difference-in-differences")
     null = run(0.0, "DiD, no effect")[0] if check_size else None
     return _result(pvals, ests, alpha, "two-way fixed effects, facility-clustered errors", null)
+
+
+class PanelSettings(TypedDict, total=False):
+    """The settings of :func:`simulate_panel` other than the effect, the trend and the seed."""
+
+    clm_facilities: int
+    comparison_facilities: int
+    periods: int
+    start_period: int
+    baseline: float
+    sd_facility: float
+    sd_noise: float
 
 
 def simulate_panel(
@@ -474,7 +491,7 @@ def compare_designs_under_trend(
     n_sims: int = 200,
     seed: int = 1,
     progress: bool = True,
-    **panel: float,
+    **panel: Unpack[PanelSettings],
 ) -> pd.DataFrame:
     """Bias of naive pre/post versus ITS and DiD when everything improves anyway.
 
@@ -483,6 +500,9 @@ def compare_designs_under_trend(
     * **pre/post**: mean of CLM facilities after minus before (ignores the trend);
     * **ITS**: segmented regression of the CLM facilities' average series (level change);
     * **DiD**: (CLM after − before) − (comparison after − before).
+
+    Further keyword arguments (:class:`PanelSettings`: facilities, periods, start period,
+    baseline, spreads) are passed on to :func:`simulate_panel`.
 
     Returns
     -------
@@ -508,6 +528,12 @@ def compare_designs_under_trend(
         "difference-in-differences": [],
     }
     start = int(panel.get("start_period", 4))
+    periods = int(panel.get("periods", 8))
+    if start < 2 or periods - start < 2:
+        raise DesignInputError(
+            "comparing the designs needs at least 2 rounds before and 2 from the start of CLM "
+            f"(the time series fits a trend); got {start} before and {periods - start} after"
+        )
     for _ in _progress(n_sims, "designs", progress):
         p = simulate_panel(effect=effect, trend=trend, seed=int(rng.integers(2**31)), **panel)
         clm = p[p["group"] == "CLM"]

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 
+from clm_research.errors import DesignInputError
+
 __all__ = [
     "z_value",
     "design_effect",
@@ -36,7 +38,7 @@ def _ceil(x: float) -> int:
 def _check_probability(name: str, value: float, *, open_interval: bool = True) -> None:
     ok = 0 < value < 1 if open_interval else 0 <= value <= 1
     if not ok:
-        raise ValueError(f"{name} must be between 0 and 1, got {value!r}")
+        raise DesignInputError(f"{name} must be between 0 and 1, got {value!r}")
 
 
 def z_value(alpha: float = 0.05, *, two_sided: bool = True) -> float:
@@ -93,10 +95,10 @@ def design_effect(cluster_size: float, icc: float, cv: float = 0.0) -> float:
     2.2
     """
     if cluster_size < 1:
-        raise ValueError(f"cluster_size must be at least 1, got {cluster_size!r}")
+        raise DesignInputError(f"cluster_size must be at least 1, got {cluster_size!r}")
     _check_probability("icc", icc, open_interval=False)
     if cv < 0:
-        raise ValueError(f"cv must be non-negative, got {cv!r}")
+        raise DesignInputError(f"cv must be non-negative, got {cv!r}")
     return 1 + ((cv**2 + 1) * cluster_size - 1) * icc
 
 
@@ -124,7 +126,7 @@ def finite_population_correction(n: float, population: int) -> float:
     277.7
     """
     if population < 1:
-        raise ValueError(f"population must be at least 1, got {population!r}")
+        raise DesignInputError(f"population must be at least 1, got {population!r}")
     return n / (1 + (n - 1) / population)
 
 
@@ -139,7 +141,7 @@ def _inflate(
 ) -> int:
     if design_effect_value is not None:
         if design_effect_value < 1:
-            raise ValueError(f"design_effect must be at least 1, got {design_effect_value!r}")
+            raise DesignInputError(f"design_effect must be at least 1, got {design_effect_value!r}")
         de = design_effect_value
     elif cluster_size is not None:
         de = design_effect(cluster_size, icc, cv)
@@ -244,7 +246,7 @@ def sample_size_mean(
     2158
     """
     if sd <= 0 or margin <= 0:
-        raise ValueError("sd and margin must be positive")
+        raise DesignInputError("sd and margin must be positive")
     _check_probability("confidence", confidence)
     z = z_value(1 - confidence)
     n0 = z**2 * sd**2 / margin**2
@@ -281,7 +283,7 @@ def margin_of_error_proportion(
     """
     _check_probability("p", p)
     if n <= 0:
-        raise ValueError(f"n must be positive, got {n!r}")
+        raise DesignInputError(f"n must be positive, got {n!r}")
     de = design_effect(cluster_size, icc, cv) if cluster_size is not None else 1.0
     var = de * p * (1 - p) / n
     if population is not None:
@@ -307,7 +309,7 @@ def margin_of_error_mean(
     5.0
     """
     if n <= 0 or sd <= 0:
-        raise ValueError("n and sd must be positive")
+        raise DesignInputError("n and sd must be positive")
     de = design_effect(cluster_size, icc, cv) if cluster_size is not None else 1.0
     var = de * sd**2 / n
     if population is not None:
@@ -324,5 +326,5 @@ def clusters_needed(n: float, cluster_size: float) -> int:
     32
     """
     if cluster_size <= 0:
-        raise ValueError(f"cluster_size must be positive, got {cluster_size!r}")
+        raise DesignInputError(f"cluster_size must be positive, got {cluster_size!r}")
     return _ceil(n / cluster_size)

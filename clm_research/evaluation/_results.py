@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,8 @@ EffectScale = Literal[
     "value",
 ]
 _RATIO_SCALES = {"rate_ratio", "odds_ratio", "hazard_ratio", "risk_ratio", "ratio"}
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 class EvaluationError(CLMError):
@@ -237,6 +239,7 @@ def new_axes(ax: Axes | None, figsize: tuple[float, float] = (7, 4)) -> tuple[Fi
     from matplotlib.figure import Figure
 
     if ax is not None:
+        # matplotlib types ax.figure as Figure | SubFigure; the axes are drawn on a figure
         return ax.figure, ax  # type: ignore[return-value]
     fig = Figure(figsize=figsize, layout="constrained")
     return fig, fig.add_subplot()
@@ -304,12 +307,12 @@ def numeric_column(df: pd.DataFrame, column: str, what: str) -> pd.Series:
     if bad.any():
         row = bad.idxmax()
         raise EvaluationError(
-            f"{what}: column {column!r} row {row!r} is not a number: {s.loc[row]!r}"
+            f"{what}: column {column!r} row {row!r} is not a number: {s[bad].iloc[0]!r}"
         )
     return out
 
 
-def fit_guard(what: str, func: Any, *args: Any, **kwargs: Any) -> Any:
+def fit_guard(what: str, func: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
     """Call a statsmodels fitting function; turn its exceptions into a clear EvaluationError."""
     import warnings
 
@@ -331,7 +334,7 @@ def results_frame(
 ) -> pd.DataFrame:
     """Stack the ``summary()`` of several results into one table (keys become a ``test`` column)."""
     if isinstance(results, Mapping):
-        parts = [r.summary().assign(test=k) for k, r in results.items()]
+        parts: list[pd.DataFrame] = [r.summary().assign(test=k) for k, r in results.items()]
     else:
         parts = [r.summary() for r in results]
     if not parts:

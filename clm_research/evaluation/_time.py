@@ -70,7 +70,8 @@ def _to_index(s: pd.Series, kind: TimeKind, what: str) -> tuple[np.ndarray, np.n
         parts = text.str.extract(pat)
         if parts.isna().any().any():
             bad = parts.isna().any(axis=1).idxmax()
-            raise EvaluationError(f"{what}: row {bad!r} value {s.loc[bad]!r} is not a {kind} label")
+            value = s[parts.isna().any(axis=1)].iloc[0]
+            raise EvaluationError(f"{what}: row {bad!r} value {value!r} is not a {kind} label")
         year = parts[0].astype(int).to_numpy()
         sub = parts[1].astype(int).to_numpy()
         per = 12 if kind == "month" else 4
@@ -78,7 +79,9 @@ def _to_index(s: pd.Series, kind: TimeKind, what: str) -> tuple[np.ndarray, np.n
     dates = pd.to_datetime(s, errors="coerce")
     if dates.isna().any():
         bad = dates.isna().idxmax()
-        raise EvaluationError(f"{what}: row {bad!r} value {s.loc[bad]!r} is not a date")
+        raise EvaluationError(
+            f"{what}: row {bad!r} value {s[dates.isna()].iloc[0]!r} is not a date"
+        )
     month = dates.dt.month.to_numpy()
     return (dates.dt.year.to_numpy() * 12 + month - 1).astype(float), month
 

@@ -267,7 +267,7 @@ def resolution_times(
     bad = days < 0
     if bad.any():
         row = bad.idxmax()
-        ident = issues.loc[row, "issue_id"] if "issue_id" in issues else row
+        ident = issues["issue_id"][bad].iloc[0] if "issue_id" in issues else row
         raise EvaluationError(
             f"{what}: issue {ident!r} ends before it starts ({end} < {start}, or identified after as_of)"
         )

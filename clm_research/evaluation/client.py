@@ -19,6 +19,7 @@ import pandas as pd
 
 from clm_research.evaluation._results import (
     Effect,
+    EffectScale,
     EvaluationError,
     EvaluationResult,
     fit_guard,
@@ -204,7 +205,7 @@ def client_gee(
     res = fit_guard(what, model.fit, cov_type=cov_type, maxiter=100)
     k = int(df[cluster].nunique())
     name = terms[0]
-    scale = "odds_ratio" if family == "binomial" else "difference"
+    scale: EffectScale = "odds_ratio" if family == "binomial" else "difference"
     df_t = max(k - 2, 1) if small_sample == "bias_reduced" else None
     eff = Effect.from_coefficient(
         "exposure_effect",

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -66,7 +66,8 @@ class DiDResult(EvaluationResult):
     def plot(self, ax: Axes | None = None) -> Figure:
         """Mean outcome over time by adoption cohort (never-treated facilities in grey)."""
         fig, ax = new_axes(ax, figsize=(8, 4.5))
-        for cohort, part in self.means.groupby("cohort", sort=True, dropna=False):
+        for key, part in self.means.groupby("cohort", sort=True, dropna=False):
+            cohort = cast(float, key)  # first period under CLM as a time index; NaN = never
             never = not np.isfinite(cohort)
             ax.plot(
                 part["time"],
@@ -154,7 +155,7 @@ def _cohort_index(values: pd.Series, axis: TimeAxis, what: str) -> np.ndarray:
         if dates.isna().any():
             bad = dates.isna().idxmax()
             raise EvaluationError(
-                f"{what}: adoption value {values.loc[bad]!r} in row {bad!r} is not a date"
+                f"{what}: adoption value {values[dates.isna()].iloc[0]!r} in row {bad!r} is not a date"
             )
         if axis.kind == "quarter":
             idx = dates.dt.year * 4 + (dates.dt.month - 1) // 3
@@ -185,7 +186,7 @@ def _panel(
         )
     df = data.reset_index(drop=True)
     if df.duplicated([unit, time]).any():
-        row = int(df.duplicated([unit, time]).idxmax())
+        row = int(np.argmax(df.duplicated([unit, time]).to_numpy()))  # df has a RangeIndex
         raise EvaluationError(
             f"{what}: duplicate {unit} × {time} in row {row} "
             f"({df[unit].iloc[row]!r}, {df[time].iloc[row]!r})"
@@ -203,7 +204,8 @@ def _panel(
             )
         cohort_of_unit = per_unit["min"].to_numpy(float)
     else:
-        d = numeric_column(df, treated, what).to_numpy()  # type: ignore[arg-type]
+        assert treated is not None  # checked above: cohort or treated is given
+        d = numeric_column(df, treated, what).to_numpy()
         first = pd.Series(np.where(d == 1, axis.index, np.inf)).groupby(codes).min()
         cohort_of_unit = first.to_numpy(float)
         # treatment must be absorbing (once on, stays on)
@@ -454,7 +456,7 @@ def event_study(
     event_times = [e for e in range(-leads - 1, lags + 1) if e != -1]
     cols = [(ev == e).astype(float) for e in event_times]
     D = np.column_stack(cols)
-    keep = D.any(axis=0)
+    keep = np.asarray(D.any(axis=0))
     event_times = [e for e, k in zip(event_times, keep, strict=True) if k]
     D = D[:, keep]
     res = _twfe_fit(p, D, what)
@@ -772,10 +774,11 @@ def compare_did(
     lags: int = 8,
 ) -> pd.DataFrame:
     """TWFE, event-study and Callaway–Sant'Anna estimates side by side (one row per estimate)."""
-    kw = {"unit": unit, "time": time, "cohort": cohort}
     parts = [
-        twfe_did(panel, outcome, **kw).summary(),
-        event_study(panel, outcome, leads=leads, lags=lags, **kw).summary(),
-        callaway_santanna(panel, outcome, **kw).summary(),
+        twfe_did(panel, outcome, unit=unit, time=time, cohort=cohort).summary(),
+        event_study(
+            panel, outcome, unit=unit, time=time, cohort=cohort, leads=leads, lags=lags
+        ).summary(),
+        callaway_santanna(panel, outcome, unit=unit, time=time, cohort=cohort).summary(),
     ]
     return pd.concat(parts, ignore_index=True)

@@ -81,7 +81,9 @@ EFFECT_COLUMNS: tuple[str, ...] = (
 )
 
 
-def effect_verdict(estimate: float, p_adjusted: float, direction: str, fdr: float = FDR) -> str:
+def effect_verdict(
+    estimate: float | None, p_adjusted: float | None, direction: str, fdr: float = FDR
+) -> str:
     """The verdict on one effect: improved / worse with CLM, no clear change, not evaluated.
 
     Parameters
@@ -283,10 +285,17 @@ def clm_effects(framework: Framework, tables: Mapping[str, pd.DataFrame]) -> pd.
     for c in ("note", "time_unit"):
         out[c] = out[c].fillna("") if c in out else ""
     out["p_adjusted"] = benjamini_hochberg(out["p_value"].to_numpy(dtype=float))
-    low, high, level = fcr_intervals(out["estimate"], out["se"], out["p_adjusted"])
+    low, high, level = fcr_intervals(
+        out["estimate"].to_numpy(dtype=float),
+        out["se"].to_numpy(dtype=float),
+        out["p_adjusted"].to_numpy(dtype=float),
+    )
     out["ci_level_adjusted"] = level
     out["ci_low_adjusted"], out["ci_high_adjusted"] = low, high
     out["verdict"] = [
-        effect_verdict(r.estimate, r.p_adjusted, r.direction) for r in out.itertuples(index=False)
+        effect_verdict(estimate, p_adjusted, direction)
+        for estimate, p_adjusted, direction in zip(
+            out["estimate"], out["p_adjusted"], out["direction"], strict=True
+        )
     ]
     return out[list(EFFECT_COLUMNS)]

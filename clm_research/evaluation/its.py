@@ -145,7 +145,7 @@ def _prepare(
     if y.isna().any():
         bad = y.isna().idxmax()
         raise EvaluationError(
-            f"{what}: outcome {outcome!r} missing in row {bad} ({time}={df[time].iloc[bad]!r}); "
+            f"{what}: outcome {outcome!r} missing in row {bad} ({time}={df[time][y.isna()].iloc[0]!r}); "
             "impute or restrict the series explicitly, rows are never dropped silently"
         )
     out = pd.DataFrame({"y": y.to_numpy(float), "t": axis.index})
@@ -301,8 +301,8 @@ def _linear_effect(
 
 
 def _predict(res: Any, X: pd.DataFrame, family: Family) -> np.ndarray:
-    beta = res.params.reindex(X.columns).to_numpy()
-    eta = X.to_numpy(float) @ beta
+    beta: np.ndarray = res.params.reindex(X.columns).to_numpy()
+    eta: np.ndarray = X.to_numpy(float) @ beta
     return eta if family == "ols" else np.exp(eta)
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 
 from clm_research.evaluation._results import (
     Effect,
+    EffectScale,
     EvaluationError,
     EvaluationResult,
     forest,
@@ -159,7 +160,7 @@ def meta_analysis(
     se_mu = float(math.sqrt(1 / np.sum(w)))
     typical_v = (k - 1) * np.sum(w_fe) / (np.sum(w_fe) ** 2 - np.sum(w_fe**2))
     i2 = float(tau2 / (tau2 + typical_v))
-    eff_scale = "ratio" if ratio else "difference"
+    eff_scale: EffectScale = "ratio" if ratio else "difference"
     pooled = Effect.from_coefficient(
         "pooled",
         f"Pooled effect ({method.upper()} random effects)",

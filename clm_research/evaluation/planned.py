@@ -35,7 +35,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from clm_research.config.loader import validate_model
 from clm_research.errors import CLMError, ParamsError
@@ -71,7 +71,10 @@ CHANGEABLE = (
 )
 
 
-_CONTROL = {"not_yet_monitored": "not_yet_treated", "never_monitored": "never_treated"}
+_CONTROL: dict[str, Literal["not_yet_treated", "never_treated"]] = {
+    "not_yet_monitored": "not_yet_treated",
+    "never_monitored": "never_treated",
+}
 
 
 @dataclass
@@ -220,7 +223,7 @@ def _run_indicator(
     if estimator in ("its", "controlled_its"):
         ind = framework.indicator(indicator_id)
         harmonics = plan.get("harmonics")
-        res = indicator_its(
+        res: EvaluationResult = indicator_its(
             framework,
             tables,
             indicator_id,

@@ -186,7 +186,7 @@ def progress_to_target(
     share = (
         (latest - baseline) / (tgt - baseline) if np.isfinite(tgt) and tgt != baseline else math.nan
     )
-    base = dict(
+    base: dict[str, Any] = dict(
         method=f"Progress: {label}",
         baseline=baseline,
         latest=latest,
@@ -279,9 +279,10 @@ def progress_table(
     require_columns(indicators, [by, time, value], "progress_table")
     rows = []
     for key, part in indicators.groupby(by, sort=True):
-        direction = part["direction"].iloc[0] if "direction" in part else "higher_is_better"
-        if direction not in ("higher_is_better", "lower_is_better"):
-            direction = "higher_is_better"
+        given = part["direction"].iloc[0] if "direction" in part else "higher_is_better"
+        direction: Direction = (
+            "lower_is_better" if given == "lower_is_better" else "higher_is_better"
+        )
         r = progress_to_target(
             part,
             time=time,

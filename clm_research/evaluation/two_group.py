@@ -74,18 +74,18 @@ def t_effect(
 
     x = np.asarray(values, dtype=float)
     x = x[np.isfinite(x)]
-    if other is None:
-        if len(x) < 3:
-            raise EvaluationError(f"{label}: fewer than 3 facilities with data in both rounds")
-        res = stats.ttest_1samp(x, 0.0)
-        est, n = float(x.mean()), len(x)
-    else:
+    if other is not None:
         y = np.asarray(other, dtype=float)
         y = y[np.isfinite(y)]
         if len(x) < 2 or len(y) < 2:
             raise EvaluationError(f"{label}: fewer than 2 facilities in an arm")
         res = stats.ttest_ind(x, y, equal_var=False)
         est, n = float(x.mean() - y.mean()), len(x) + len(y)
+    else:
+        if len(x) < 3:
+            raise EvaluationError(f"{label}: fewer than 3 facilities with data in both rounds")
+        res = stats.ttest_1samp(x, 0.0)
+        est, n = float(x.mean()), len(x)
     ci = res.confidence_interval(confidence_level=level)
     crit = float(stats.t.ppf(0.5 + level / 2, res.df))
     se = (float(ci.high) - float(ci.low)) / (2 * crit) if crit > 0 else math.nan

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,7 +62,7 @@ class RawTable:
     notes: list[str] = field(default_factory=list)
 
 
-def dedupe_headers(names: list[str]) -> tuple[list[str], list[str]]:
+def dedupe_headers(names: Sequence[object]) -> tuple[list[str], list[str]]:
     """Make header texts unique the pandas way (``x``, ``x.1``, ``x.2``).
 
     Returns the new names and the header texts that were repeated.
@@ -200,7 +201,7 @@ def _cell_text(v: object) -> str:
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     if hasattr(v, "isoformat"):
-        text = v.isoformat()  # datetime -> 2024-03-05T00:00:00
+        text: str = v.isoformat()  # datetime -> 2024-03-05T00:00:00
         return text[:10] if text.endswith("T00:00:00") else text
     return str(v)
 

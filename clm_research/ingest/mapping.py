@@ -347,9 +347,9 @@ def apply_mapping(
     specs = spec.column_specs()
     columns = [str(c) for c in text.columns]
     if fmt == "canonical":
-        for col in table.column_names:
-            if col not in specs and col in columns:
-                specs[col] = ColumnSpec(**{"from": col})
+        for own in table.column_names:
+            if own not in specs and own in columns:
+                specs[own] = ColumnSpec(**{"from": own})
     out: dict[str, pd.Series] = {}
     used: set[str] = set()
     derived: dict[str, ColumnSpec] = {}
@@ -449,5 +449,5 @@ def content_duplicates(text: pd.DataFrame, ignore: list[str]) -> np.ndarray:
     cols = [c for c in text.columns if c not in set(ignore)]
     if not cols:
         return np.zeros(len(text), bool)
-    norm = text[cols].fillna("").astype(str).apply(lambda s: s.str.strip())
+    norm: pd.DataFrame = text[cols].fillna("").astype(str).apply(lambda s: s.str.strip())
     return norm.duplicated(keep="first").to_numpy()

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from clm_research.schema import Column, Table
-from clm_research.tables import CANONICAL_DTYPES, FALSE_TEXT, TRUE_TEXT
+from clm_research.tables import CANONICAL_DTYPES, FALSE_TEXT, TRUE_TEXT, PandasDtype
 
 __all__ = [
     "EXCEL_ERRORS",
@@ -33,7 +33,7 @@ EXCEL_ERRORS: frozenset[str] = frozenset(
 MISSING_TEXT: frozenset[str] = frozenset({"", "na", "n/a", "nan", "null", "-"})
 
 
-def canonical_dtype(column: Column) -> str:
+def canonical_dtype(column: Column) -> PandasDtype:
     """The pandas dtype a canonical column is stored in."""
     return CANONICAL_DTYPES[column.dtype]
 
@@ -45,7 +45,7 @@ def empty_text(s: pd.Series) -> pd.Series:
 
 
 def _parse_dates(text: pd.Series, formats: Sequence[str]) -> pd.Series:
-    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
+    out: pd.Series[pd.Timestamp] = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
     todo = text.notna()
     for fmt in formats:
         if not todo.any():
@@ -89,7 +89,7 @@ def parse_column(
     dtype = canonical_dtype(column)
     if not (pd.api.types.is_object_dtype(text) or pd.api.types.is_string_dtype(text)):
         # already typed (a mapping produced numbers or booleans)
-        typed = text.astype(dtype) if dtype != "datetime64[ns]" else pd.to_datetime(text)
+        typed: pd.Series = text.astype(dtype) if dtype != "datetime64[ns]" else pd.to_datetime(text)
         return typed, np.zeros(len(text), dtype=bool)
     s = text.astype("string").str.strip()
     blank = empty_text(s)

@@ -22,6 +22,7 @@ from clm_research.errors import DataQualityError, IngestError
 from clm_research.files import sha256_file
 from clm_research.ingest.canonical import RawTable
 from clm_research.ingest.mapping import (
+    Format,
     Mapping,
     TableSpec,
     apply_mapping,
@@ -187,7 +188,7 @@ def stage_table(
                     f"org units without a facility_id in the mapping: {res.unknown_org_units}"
                 )
             info.notes.append(f"{res.long_rows} data values -> {len(text)} facility-months")
-            fmt_map = "canonical"
+            fmt_map: Format = "canonical"
         else:
             fmt_map = fmt
 

@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import os
 import re
+import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from clm_research.quality.rules import CONSISTENCY
 from clm_research.schema import TABLES, Table
+
+if TYPE_CHECKING:  # Great Expectations is imported when a suite is built
+    from great_expectations import ExpectationSuite
 
 __all__ = ["ExpectationSpec", "expectation_specs", "build_suite", "import_gx", "framework_columns"]
 
@@ -33,7 +37,7 @@ class ExpectationSpec:
     label: str
 
 
-def import_gx() -> Any:
+def import_gx() -> types.ModuleType:
     """Import great_expectations with usage analytics switched off (Great Expectations sends usage statistics unless ``GX_ANALYTICS_ENABLED=false``)."""
     os.environ["GX_ANALYTICS_ENABLED"] = "false"
     os.environ.setdefault("TQDM_DISABLE", "1")
@@ -172,10 +176,10 @@ def expectation_specs(
     return specs
 
 
-def build_suite(name: str, specs: list[ExpectationSpec]) -> Any:
+def build_suite(name: str, specs: list[ExpectationSpec]) -> ExpectationSuite:
     """A GX ``ExpectationSuite`` named ``name``; each expectation's ``meta`` carries its rule label."""
     gx = import_gx()
-    suite = gx.ExpectationSuite(name=name)
+    suite: ExpectationSuite = gx.ExpectationSuite(name=name)
     for s in specs:
         cls = getattr(gx.expectations, s.expectation)
         suite.add_expectation(cls(**s.kwargs, meta={"rule": s.label}))

@@ -5,7 +5,7 @@ furthest stage it reached) for this round and for all time, and time to resoluti
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from clm_research.report.context import country_tables, params_of
 from clm_research.report.figures import OKABE_ITO, ReportFigure, new_figure, percent_axis
@@ -16,6 +16,8 @@ from clm_research.report.format import (
     format_count,
     format_number,
     format_percent,
+    is_missing,
+    records,
 )
 
 if TYPE_CHECKING:
@@ -84,7 +86,7 @@ def funnel_table(scopes: dict[str, FunnelResult]) -> PresentationTable:
         for s in scopes:
             o = overall[s].loc[stage]
             n, skipped = int(o["issues"]), int(o["without_own_date"])
-            markers = ()
+            markers: tuple[str, ...] = ()
             if skipped:
                 markers = (
                     t.marker(
@@ -169,11 +171,12 @@ def resolution_curve(country: str, by: str | None = "severity") -> SurvivalResul
     )
 
 
-def _days(v: float) -> str:
+def _days(v: Any) -> str:
     """Days, or "not reached" for a limit the curve never reaches (``nan`` or ``inf``)."""
     import math
 
-    return format_number(v, 0) if math.isfinite(v) else "not reached"
+    x = float(v)
+    return format_number(x, 0) if math.isfinite(x) else "not reached"
 
 
 def resolution_table(km: SurvivalResult) -> PresentationTable:
@@ -193,15 +196,17 @@ def resolution_table(km: SurvivalResult) -> PresentationTable:
     )
     order = ["all", *[g for g in s["group"] if g != "all"]]
     s = s.set_index("group").loc[order].reset_index()
-    for r in s.itertuples(index=False):
+    for r in records(s):
         name = "All issues" if r.group == "all" else f"Severity: {r.group}"
-        if r.median_days == r.median_days:
+        med: str | Cell
+        if not is_missing(r.median_days):
             lo = _days(r.median_ci_low)
             hi = _days(r.median_ci_high)
-            med: str | Cell = f"{_days(r.median_days)} ({lo} to {hi})"
-            if "not reached" in med:
+            text = f"{_days(r.median_days)} ({lo} to {hi})"
+            med = text
+            if "not reached" in text:
                 med = Cell(
-                    str(med),
+                    text,
                     markers=(
                         t.marker(
                             "'Not reached': too few issues resolved for that limit to be estimated."
@@ -256,7 +261,7 @@ def resolution_figure(km: SurvivalResult) -> ReportFigure:
     ax.set_xlim(left=0)
     percent_axis(ax)
     ax.legend(title="Issues", frameon=False, loc="upper right")
-    a = summary.loc["all"]
+    a: Any = summary.loc["all"]
     d = km.diagnostics
     caption = (
         f"Median time to resolution: {_days(a['median_days'])} days (95% CI "
@@ -270,7 +275,7 @@ def resolution_figure(km: SurvivalResult) -> ReportFigure:
         f"identification. All issues: median {_days(a['median_days'])} days (95% CI "
         f"{_days(a['median_ci_low'])} to {_days(a['median_ci_high'])}). "
         + "; ".join(
-            f"{g} severity: median {_days(summary.loc[g, 'median_days'])} days"
+            f"{g} severity: median {_days(summary.at[g, 'median_days'])} days"
             for g in groups
             if g != "all"
         )

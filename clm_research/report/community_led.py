@@ -132,7 +132,7 @@ def community_led_display(country: str, *, per_table: int = 4) -> list[Presentat
                 row.append(t.missing("Not assessed for this organisation."))
                 continue
             symbol, css = _STATUS.get(str(r.status), ("", ""))
-            value = _value_text(r.value)
+            value = _value_text(str(r.value))
             if str(r.status) == "for information":
                 row.append(Cell(value or "–", css="missing" if not value else ""))
                 continue

@@ -70,7 +70,7 @@ ARM_STYLE: dict[str, dict[str, str]] = {
     },
 }
 
-_RC: dict[str, Any] = {
+_RC: Any = {
     "font.size": 10,
     "axes.titlesize": 10.5,
     "axes.labelsize": 10,
@@ -154,7 +154,7 @@ def _restyle(fig: Figure) -> None:
     from matplotlib.text import Text
 
     for t in fig.findobj(Text):
-        if t.get_text() and t.get_fontsize() < MIN_FONT_PT:
+        if isinstance(t, Text) and t.get_text() and float(t.get_fontsize()) < MIN_FONT_PT:
             t.set_fontsize(MIN_FONT_PT)
 
 

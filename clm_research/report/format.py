@@ -45,6 +45,8 @@ __all__ = [
     "table_from_frame",
     "ratio_text",
     "show",
+    "Record",
+    "records",
 ]
 
 #: What a missing cell shows (with a footnote marker saying why).
@@ -284,6 +286,25 @@ def ratio_text(est: Any, low: Any, high: Any, decimals: int = 2) -> str:
     )
 
 
+class Record:
+    """A table row's fields as attributes (``r.estimate``), each typed ``Any`` like a cell.
+
+    Rows of a data frame read through :func:`records` rather than ``itertuples``, whose
+    fields a type checker sees as a union of every cell type.
+    """
+
+    def __init__(self, record: dict[Any, Any]) -> None:
+        self.__dict__.update({str(k): v for k, v in record.items()})
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(name)
+
+
+def records(frame: pd.DataFrame) -> list[Record]:
+    """The rows of ``frame`` as :class:`Record` objects, in order."""
+    return [Record(r) for r in frame.to_dict("records")]
+
+
 # ---------------------------------------------------------------------------- tables
 @dataclass
 class Cell:
@@ -441,12 +462,12 @@ class PresentationTable:
                 )
                 continue
             out.append("<tr>")
-            for c, col in zip(r, self.columns, strict=True):
+            for cell, col in zip(r, self.columns, strict=True):
                 classes = " ".join(
-                    filter(None, [f"al-{col.align}", "wrap" if col.wrap else "", c.css])
+                    filter(None, [f"al-{col.align}", "wrap" if col.wrap else "", cell.css])
                 )
-                title = f' title="{esc(c.title)}"' if c.title else ""
-                out.append(f'<td class="{classes}"{title}>{c.html()}</td>')
+                title = f' title="{esc(cell.title)}"' if cell.title else ""
+                out.append(f'<td class="{classes}"{title}>{cell.html()}</td>')
             out.append("</tr>")
         out.append("</tbody></table>")
         notes = [

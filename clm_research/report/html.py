@@ -19,7 +19,10 @@ import copy
 import html
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # nbformat is imported when a report is rendered
+    from nbformat import NotebookNode
 
 __all__ = [
     "PAGE_WIDTH_PX",
@@ -163,10 +166,10 @@ _TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 """
 
 
-def _title(nb: Any, fallback: str) -> str:
+def _title(nb: NotebookNode, fallback: str) -> str:
     for cell in nb.cells:
         if cell.cell_type == "markdown":
-            for line in cell.source.splitlines():
+            for line in str(cell.source).splitlines():
                 if line.startswith("# "):
                     return line[2:].strip()
     return fallback
@@ -177,7 +180,7 @@ def _shown(output: Any) -> bool:
     if output.output_type == "error":
         return False
     if output.output_type == "stream":
-        return output.get("name") != "stderr"
+        return bool(output.get("name") != "stderr")
     data = output.get("data", {})
     # an output that is only text/plain is a repr (``<Figure size 700x280 with 1 Axes>``,
     # ``<SurvivalResult …>``): what the reader should see is an image or a table
@@ -185,12 +188,12 @@ def _shown(output: Any) -> bool:
 
 
 def combine_notebooks(
-    notebooks: Sequence[tuple[str, Any]],
+    notebooks: Sequence[tuple[str, NotebookNode]],
     *,
     title: str,
     subtitle: str = "",
     provenance_html: str = "",
-) -> Any:
+) -> NotebookNode:
     """Merge executed notebooks into one notebook for rendering.
 
     Parameters
@@ -210,7 +213,7 @@ def combine_notebooks(
     """
     import nbformat
 
-    merged = nbformat.v4.new_notebook()
+    merged: NotebookNode = nbformat.v4.new_notebook()
     if notebooks:
         merged.metadata = copy.deepcopy(notebooks[0][1].metadata)
         merged.metadata.pop("papermill", None)
@@ -250,7 +253,7 @@ def combine_notebooks(
     return merged
 
 
-def render_report(nb: Any, *, resources: Mapping[str, Any] | None = None) -> str:
+def render_report(nb: NotebookNode, *, resources: Mapping[str, Any] | None = None) -> str:
     """Render a (combined) notebook to HTML with the code hidden and images embedded."""
     import jinja2
     from nbconvert import HTMLExporter
@@ -270,7 +273,7 @@ def render_report(nb: Any, *, resources: Mapping[str, Any] | None = None) -> str
 
 
 def write_report(
-    notebooks: Sequence[tuple[str, Any]],
+    notebooks: Sequence[tuple[str, NotebookNode]],
     path: Path,
     *,
     title: str,

@@ -204,7 +204,7 @@ def its_caption(country: str, result: EvaluationResult, indicator_id: str) -> st
     return its_result_caption(result, ind.label, ind.unit)
 
 
-def its_figure(country: str, result: EvaluationResult, indicator_id: str) -> ReportFigure:
+def its_figure(country: str, result: ITSResult, indicator_id: str) -> ReportFigure:
     """The interrupted-time-series figure: observed, fitted and counterfactual, calendar axis."""
     ind = framework_of(country).indicator(indicator_id)
     return its_result_figure(result, ind.label, ind.unit)
@@ -227,7 +227,7 @@ def _rate_label(label: str, unit: str, mult: float) -> str:
     return f"{label} ({unit})" if unit and unit not in label else label
 
 
-def its_result_figure(result: EvaluationResult, label: str, unit: str = "") -> ReportFigure:
+def its_result_figure(result: ITSResult, label: str, unit: str = "") -> ReportFigure:
     """The ITS figure with calendar labels, the rate's unit on the y axis and alt text."""
     import numpy as np
 

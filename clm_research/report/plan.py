@@ -132,11 +132,11 @@ def plan_table_display(analysis: PlannedAnalysis) -> PresentationTable:
             Column("This run", align="left", wrap=True),
         ]
     )
-    for r in plan_table(analysis).itertuples(index=False):
-        planned = _words(analysis, str(r.field), r.planned or "")
-        used = _words(analysis, str(r.field), r[2] or "")
+    for rec in plan_table(analysis).to_dict("records"):
+        planned = _words(analysis, str(rec["field"]), str(rec["planned"] or ""))
+        used = _words(analysis, str(rec["field"]), str(rec["this run"] or ""))
         row: list[str | Cell] = [
-            str(r.field).capitalize(),
+            str(rec["field"]).capitalize(),
             planned if planned else t.missing("Not part of the plan."),
         ]
         if used == "as planned" or not used:
@@ -273,8 +273,10 @@ def plan_figure(analysis: PlannedAnalysis) -> ReportFigure | None:
     """The primary result's figure (event-time profile, ITS, …); ``None`` if not run."""
     if analysis.primary.result is None:
         return None
+    from clm_research.evaluation.its import ITSResult
+
     res = analysis.primary.result
-    if "intervention_start" in res.diagnostics and hasattr(res, "fitted"):
+    if "intervention_start" in res.diagnostics and isinstance(res, ITSResult):
         return its_result_figure(res, analysis.primary.label)
     ind = framework_of(analysis.country).indicator(analysis.plan.primary_indicator)
     fmt = IndicatorFormat(ind.type, ind.unit, abs(res.primary.estimate))

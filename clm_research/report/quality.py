@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -212,7 +213,7 @@ def dqr_summary(card: pd.DataFrame, csv_name: str = "dqr_scorecard.csv") -> Pres
         k = int(mask.sum())
         return f"{format_percent(k / n)} ({k:,} of {n:,})" if n else "–"
 
-    checks = [
+    checks: list[tuple[str, Callable[[pd.DataFrame], pd.Series]]] = [
         ("Completeness: facility-months with a report", lambda f: f["reported"].astype(bool)),
         (
             "Completeness: reports with every indicator filled in",

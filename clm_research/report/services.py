@@ -9,7 +9,7 @@ from the district boundaries only (never facility or outreach-site coordinates).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from clm_research.paths import project_root, raw_dir
@@ -27,7 +27,9 @@ from clm_research.report.format import (
     Column,
     IndicatorFormat,
     PresentationTable,
+    Record,
     format_count,
+    is_missing,
 )
 from clm_research.report.tables import SUPPRESSED
 
@@ -60,8 +62,8 @@ LEVEL_NAMES: dict[str, str] = {
 }
 
 
-def _fmt(ind_type: str, unit: str, values: Sequence[Any]) -> IndicatorFormat:
-    finite = [abs(float(v)) for v in values if v is not None and v == v]
+def _fmt(ind_type: str, unit: str, values: Iterable[Any]) -> IndicatorFormat:
+    finite = [abs(float(v)) for v in values if not is_missing(v)]
     return IndicatorFormat(ind_type, unit or "", max(finite) if finite else math.nan)
 
 
@@ -107,12 +109,13 @@ def indicator_display(
         ]
     )
     current = None
-    for r in t.itertuples(index=False):
+    for rec in t.to_dict("records"):
+        r = Record(rec)
         if r.level != current:
             current = r.level
             table.group(LEVEL_NAMES.get(str(r.level), str(r.level)))
         sup = bool(r.suppressed)
-        fmt = _fmt(r.type, r.unit, [r.estimate, r.ci_low, r.ci_high])
+        fmt = _fmt(str(r.type), str(r.unit), [r.estimate, r.ci_low, r.ci_high])
         small_reason = (
             f"Suppressed: fewer than {min_cell} respondents or a cell that would reveal one "
             "(privacy)."
@@ -126,13 +129,13 @@ def indicator_display(
             cells.append(fmt.value(r.estimate))
             cells.append(
                 fmt.interval(r.ci_low, r.ci_high)
-                if r.ci_low == r.ci_low
+                if not is_missing(r.ci_low)
                 else table.missing("No interval for this indicator type (a complete count).")
             )
             cells.append(format_count(r.n))
         cells.append(
             fmt.value(r.target)
-            if r.target == r.target and r.target is not None
+            if not is_missing(r.target)
             else table.missing("No target set in the framework.")
         )
         if sup:
@@ -167,7 +170,8 @@ def facility_scorecard(
     t = t[t["facility_id"] != "(all)"]
     fac = country_tables(country)["facilities"].set_index("facility_id")
     rows = []
-    for r in t.itertuples(index=False):
+    for rec in t.to_dict("records"):
+        r = Record(rec)
         sup = bool(r.suppressed)
         fid = str(r.facility_id)
         rows.append(
@@ -179,7 +183,7 @@ def facility_scorecard(
                 "indicator": r.label,
                 "estimate": math.nan if sup else float(r.estimate),
                 "suppressed": sup,
-                "rag": "" if sup or pd.isna(r.rag) else str(r.rag),
+                "rag": "" if sup or is_missing(r.rag) else str(r.rag),
             }
         )
     return pd.DataFrame(
@@ -216,16 +220,20 @@ def facility_scorecard_display(
         caption="Facility scorecard",
         css="facility-scorecard",
     )
-    cells = {(r.facility_id, r.indicator_id): r for r in long.itertuples(index=False)}
+    cells = {
+        (str(rec["facility_id"]), str(rec["indicator_id"])): Record(rec)
+        for rec in long.to_dict("records")
+    }
     facilities = (
         long[["facility_id", "facility", "district"]]
         .drop_duplicates("facility_id")
         .sort_values(["district", "facility_id"])
     )
-    for f in facilities.itertuples(index=False):
+    for rec in facilities.to_dict("records"):
+        f = Record(rec)
         row: list[str | Cell] = [f"{f.facility} ({f.district})" if f.district else str(f.facility)]
         for i in ids:
-            c = cells.get((f.facility_id, i))
+            c = cells.get((str(f.facility_id), str(i)))
             if c is None:
                 row.append(table.missing("No data for this facility in the round."))
             elif bool(c.suppressed):
@@ -235,7 +243,7 @@ def facility_scorecard_display(
                         text="supp.",
                     )
                 )
-            elif c.estimate != c.estimate:
+            elif is_missing(c.estimate):
                 row.append(
                     table.missing(
                         "No observation for this facility in the round (no visit or respondent)."
@@ -423,11 +431,12 @@ def district_map(country: str, indicator_id: str, period: str) -> ReportFigure:
     cmap = "YlGnBu" if better_high else "YlGnBu_r"
     values = merged.loc[~is_sup, "estimate"].astype(float) * fmt.multiplier
     fig, ax = new_figure(height=5.0)
-    norm = Normalize(float(values.min()), float(values.max())) if len(values) else None
+    lo_v, hi_v = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
+    if lo_v == hi_v:  # one value: a scale around it
+        lo_v, hi_v = lo_v - 1, hi_v + 1
+    norm = Normalize(lo_v, hi_v)
     shown = merged[~is_sup].assign(_v=values)
     if not shown.empty:
-        if norm is not None and norm.vmin == norm.vmax:
-            norm = Normalize(norm.vmin - 1, norm.vmax + 1)
         shown.plot(column="_v", ax=ax, cmap=cmap, norm=norm, edgecolor="white", linewidth=0.8)
         from matplotlib.cm import ScalarMappable
 

@@ -183,7 +183,8 @@ def build_scorecard(
         )
     out = pd.DataFrame(rows)
     out["in plain words"] = [
-        _sentence(framework.indicator(r["indicator_id"]), r, baseline_round, period) for r in rows
+        _sentence(framework.indicator(str(r["indicator_id"])), r, baseline_round, period)
+        for r in rows
     ]
     out.attrs.update(baseline_round=baseline_round, period=period)
     return out

@@ -66,8 +66,8 @@ def _format(effects: pd.DataFrame, indicator_id: str) -> IndicatorFormat:
         unit = load_framework().indicator(indicator_id).unit
     except KeyError:
         unit = ""
-    vals = rows[["estimate", "ci_low", "ci_high"]].astype(float).abs().to_numpy().ravel()
-    vals = [v for v in vals if math.isfinite(v)]
+    raw = rows[["estimate", "ci_low", "ci_high"]].astype(float).abs().to_numpy().ravel()
+    vals = [float(v) for v in raw if math.isfinite(v)]
     return IndicatorFormat(kind, unit, max(vals) if vals else math.nan)
 
 
@@ -88,7 +88,9 @@ def headline_html(
         if "direction" in effects
         else None
     )
-    better, worse, unclear = [], [], []
+    better: list[str] = []
+    worse: list[str] = []
+    unclear: list[str] = []
     for _, r in pooled.iterrows():
         fmt = _format(effects, str(r["indicator_id"]))
         f = fmt.for_effect(r["pooled"], r["ci_low"], r["ci_high"])

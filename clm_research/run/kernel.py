@@ -12,13 +12,20 @@ import logging
 import os
 import shutil
 import tempfile
+import weakref
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # jupyter_client is imported when a kernel is started
+    from jupyter_client.manager import AsyncKernelManager
 
 __all__ = ["KERNEL_TMP_PREFIX", "start_kernel", "stop_kernel", "reset_namespace", "execute"]
 
 #: Prefix of the socket folders this module creates in the system temporary folder.
 KERNEL_TMP_PREFIX = "clm-kernel-"
+
+#: The socket folder of each kernel this module started, removed by :func:`stop_kernel`.
+_SOCKETS: weakref.WeakKeyDictionary[AsyncKernelManager, str] = weakref.WeakKeyDictionary()
 
 RESET_CODE = (
     "get_ipython().run_line_magic('reset', '-f')\n"
@@ -26,7 +33,7 @@ RESET_CODE = (
 )
 
 
-def start_kernel(name: str, cwd: Path) -> Any:
+def start_kernel(name: str, cwd: Path) -> AsyncKernelManager:
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.utils import run_sync
 
@@ -36,12 +43,14 @@ def start_kernel(name: str, cwd: Path) -> Any:
     # Unix-socket transport: no TCP port is opened, and ipykernel's plain-text warning is moot.
     sockets = tempfile.mkdtemp(prefix=KERNEL_TMP_PREFIX)
     km = AsyncKernelManager(kernel_name=name, transport="ipc", ip=os.path.join(sockets, "k"))
-    km._clm_sockets = sockets  # removed by stop_kernel
+    _SOCKETS[km] = sockets  # removed by stop_kernel
     run_sync(km.start_kernel)(cwd=str(cwd), env=env)
     return km
 
 
-def execute(nb_path: Path, out: Path, parameters: dict[str, Any], kernel: str, km: Any) -> None:
+def execute(
+    nb_path: Path, out: Path, parameters: dict[str, Any], kernel: str, km: AsyncKernelManager
+) -> None:
     """Execute one notebook with papermill on an already started kernel ``km``."""
     import papermill as pm
 
@@ -59,19 +68,19 @@ def execute(nb_path: Path, out: Path, parameters: dict[str, Any], kernel: str, k
     )
 
 
-def stop_kernel(km: Any) -> None:
+def stop_kernel(km: AsyncKernelManager) -> None:
     from jupyter_core.utils import run_sync
 
     try:
         run_sync(km.shutdown_kernel)(now=True)
     except Exception:  # the kernel may already be dead; nothing left to clean
         pass
-    shutil.rmtree(getattr(km, "_clm_sockets", ""), ignore_errors=True)
+    shutil.rmtree(_SOCKETS.pop(km, ""), ignore_errors=True)
 
 
-def reset_namespace(km: Any) -> None:
+def reset_namespace(km: AsyncKernelManager) -> None:
     """Clear the previous notebook's variables; imported modules stay loaded (the point)."""
-    from jupyter_client.blocking import BlockingKernelClient
+    from jupyter_client.blocking.client import BlockingKernelClient
 
     kc = BlockingKernelClient()
     kc.load_connection_info(km.get_connection_info())
@@ -102,19 +111,20 @@ def _register_engine() -> str:
     if _ENGINE in papermill_engines._engines:
         return _ENGINE
 
-    class SharedKernelEngine(NBClientEngine):
+    # papermill ships no type information, so its engine class is Any to mypy
+    class SharedKernelEngine(NBClientEngine):  # type: ignore[misc]
         @classmethod
         def execute_managed_notebook(
             cls,
-            nb_man,
-            kernel_name,
-            log_output=False,
-            stdout_file=None,
-            stderr_file=None,
-            start_timeout=60,
-            execution_timeout=None,
-            **kwargs,
-        ):
+            nb_man: Any,
+            kernel_name: str,
+            log_output: bool = False,
+            stdout_file: IO[str] | None = None,
+            stderr_file: IO[str] | None = None,
+            start_timeout: float = 60,
+            execution_timeout: float | None = None,
+            **kwargs: Any,
+        ) -> Any:  # papermill's NotebookNode, as the method it overrides
             kwargs = remove_args(["input_path", "timeout", "startup_timeout"], **kwargs)
             final = merge_kwargs(
                 kwargs,

@@ -83,7 +83,7 @@ def parameters_cell_names(path: Path) -> list[str]:
     names: list[str] = []
     for node in tree.body:
         if isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) for t in node.targets):
-            names += [t.id for t in node.targets]  # type: ignore[attr-defined]
+            names += [t.id for t in node.targets if isinstance(t, ast.Name)]
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             names.append(node.target.id)
         else:
