@@ -274,6 +274,9 @@ def test_reports_in_headless_chromium() -> None:
             assert dt.errors() == [], (name, dt.errors())
             bad = [u for u in dt.requests() if not u.startswith(("file:", "data:"))]
             assert bad == [], (name, bad)  # nothing leaves the machine
+            # and the file refers to no other host at all, not even in a comment
+            hosts = re.findall(r"https?://[^\s\"'<>)]*", report.read_text(encoding="utf-8"))
+            assert hosts == [], (name, hosts[:5])
             assert m["vw"] == 1366
             assert m["nWide"] == 0, (name, m["wide"])
             hits = sorted(set(FORBIDDEN.findall(m["text"])))
@@ -326,6 +329,7 @@ def test_data_docs_and_index_work_offline() -> None:
             assert bad == [], (page.name, bad)
             text = str(dt.evaluate("document.body.innerText"))
             assert len(text) > 200 and not FORBIDDEN.search(text), page.name
+            assert not re.search(r"https?://", page.read_text(encoding="utf-8")), page.name
         # the index links each report and its PDF
         dt.open((base / "index.html").as_uri())
         links = dt.evaluate(

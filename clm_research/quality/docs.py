@@ -26,7 +26,9 @@ body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; color: #1b
 h1 { color: #1f3a5f; font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.4em; }
 table { border-collapse: collapse; width: 100%; font-size: 13.5px; margin: 6px 0 14px 0; }
 th, td { border-bottom: 1px solid #d8dee4; padding: 4px 7px; text-align: left; vertical-align: top;
-  overflow-wrap: anywhere; }
+  overflow-wrap: break-word; }
+th.num { text-align: right; }
+td.result { white-space: nowrap; }
 th { background: #eef2f6; }
 td.num { text-align: right; white-space: nowrap; }
 .pass { color: #005a8c; font-weight: 600; } .fail { color: #7a1a12; font-weight: 600;
@@ -115,13 +117,14 @@ def render_data_docs(
                 f"<td>{esc(r['rule'])}</td>"
                 f'<td class="num">{"" if n is None else f"{int(n):,}"}</td>'
                 f'<td class="num">{esc(failed_rows)}</td>'
-                f'<td class="{"pass" if ok else "fail"}">{"✓ passed" if ok else "✗ failed"}</td>'
+                f'<td class="result {"pass" if ok else "fail"}">'
+                f"{'✓ passed' if ok else '✗ failed'}</td>"
                 "</tr>"
             )
         sections.append(
             f'<h2 id="t-{esc(t)}">{esc(t)}</h2><table><thead><tr><th>Expectation</th>'
-            "<th>Column</th><th>Arguments</th><th>Gate rule</th><th>Rows checked</th>"
-            "<th>Rows failing</th><th>Result</th></tr></thead>"
+            '<th>Column</th><th>Arguments</th><th>Gate rule</th><th class="num">Rows checked</th>'
+            '<th class="num">Rows failing</th><th>Result</th></tr></thead>'
             f"<tbody>{''.join(body)}</tbody></table>"
         )
     when = f" (data as of {esc(created)})" if created else ""
@@ -132,8 +135,9 @@ def render_data_docs(
         f"<p>Great Expectations suites built from the data model, run by the data-quality gate"
         f"{when}. Rows failing a row-level rule are quarantined with the rules they broke "
         "(the quarantine files); failing values are not shown here.</p>"
-        '<table class="summary"><thead><tr><th>Table</th><th>Expectations</th><th>Passed</th>'
-        f"<th>Failed</th></tr></thead><tbody>{''.join(summary)}</tbody></table>"
+        '<table class="summary"><thead><tr><th>Table</th><th class="num">Expectations</th>'
+        '<th class="num">Passed</th><th class="num">Failed</th></tr></thead>'
+        f"<tbody>{''.join(summary)}</tbody></table>"
         f"{''.join(sections)}</body></html>\n"
     )
 

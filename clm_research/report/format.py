@@ -566,7 +566,7 @@ def show(*objects: Any) -> None:
     from IPython.display import Markdown, display
 
     for obj in objects:
-        if obj is None:
+        if obj is None or (isinstance(obj, str) and not obj.strip()):
             continue
         if isinstance(obj, str):
             display(Markdown(obj))

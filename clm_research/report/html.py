@@ -269,7 +269,18 @@ def render_report(nb: NotebookNode, *, resources: Mapping[str, Any] | None = Non
     res: dict[str, Any] = {"clm_css": REPORT_CSS + PRINT_CSS}
     res.update(resources or {})
     body, _ = exporter.from_notebook_node(nb, resources=res)
-    return body
+    return _strip_style_comments(body)
+
+
+def _strip_style_comments(page: str) -> str:
+    """Drop the comments of the page's stylesheets: JupyterLab's cite web pages (colour tools,
+    design guides) and a report must not refer to any host, even in a comment."""
+    import re
+
+    def clean(m: re.Match[str]) -> str:
+        return re.sub(r"/\*.*?\*/", "", m.group(0), flags=re.S)
+
+    return re.sub(r"<style[^>]*>.*?</style>", clean, page, flags=re.S | re.I)
 
 
 def write_report(

@@ -36,6 +36,7 @@ __all__ = [
     "dqr_scorecard",
     "dqr_summary",
     "dqr_facilities",
+    "dqr_csv_link",
     "data_docs_link",
 ]
 
@@ -281,6 +282,17 @@ def dqr_facilities(card: pd.DataFrame, top: int = 10) -> PresentationTable | str
             ]
         )
     return t
+
+
+def dqr_csv_link(output_dir: str | Path = "", csv_name: str = "dqr_scorecard.csv") -> str:
+    """A link to the full facility × month DQR table saved beside the report ("" when the
+    notebook runs on its own and saves nothing)."""
+    if output_dir in ("", None):
+        return ""
+    return (
+        f"The full table, one row per facility and month: [tables/{csv_name}](tables/{csv_name}) "
+        "(CSV, full precision)."
+    )
 
 
 def data_docs_link(country: str, report_dir: str | Path = "") -> str:
