@@ -123,6 +123,9 @@ def test_wide_tables_split_into_balanced_parts_repeating_the_key_column() -> Non
     assert all(p.headers[0] == "Facility" for p in parts)
     assert parts[0].caption == "Facility scorecard (part 1 of 4)"
     assert "Suppressed." in parts[3].footnotes and "Suppressed." not in parts[0].footnotes
+    t.columns.append(Column("I16"))
+    t.rows = [[*t.data_rows()[0], Cell("x")]]
+    assert [len(p.columns) - 1 for p in t.split(1, 6)] == [5, 4, 4, 4]  # 17 columns
 
 
 def test_table_from_frame_formats_without_index() -> None:

@@ -418,8 +418,10 @@ class PresentationTable:
         rest = list(range(key_columns, len(self.columns)))
         per = max(1, max_columns - key_columns)
         n_parts = max(1, math.ceil(len(rest) / per))
-        per = math.ceil(len(rest) / n_parts) if rest else per  # balanced: 4+4+4+4, not 5+5+5+1
-        chunks = [rest[i : i + per] for i in range(0, len(rest), per)] or [[]]
+        # balanced: 16 columns in 4 parts of 4 (not 5+5+5+1), 17 as 5+4+4+4
+        sizes = [len(rest) // n_parts + (k < len(rest) % n_parts) for k in range(n_parts)]
+        starts = [sum(sizes[:k]) for k in range(n_parts)]
+        chunks = [rest[a : a + n] for a, n in zip(starts, sizes, strict=True)] or [[]]
         parts = []
         for k, chunk in enumerate(chunks):
             idx = list(range(key_columns)) + chunk

@@ -77,7 +77,7 @@ body, .jp-RenderedHTMLCommon {{ font-size: 15px; }}
   line-height: 1.3; }}
 .jp-RenderedHTMLCommon table.clm-table thead th {{ background: #eef2f6; vertical-align: bottom;
   white-space: normal; border-bottom: 2px solid #8c959f; }}
-.jp-RenderedHTMLCommon table.clm-table td.wrap {{ white-space: normal; overflow-wrap: anywhere; }}
+.jp-RenderedHTMLCommon table.clm-table td.wrap {{ white-space: normal; overflow-wrap: break-word; }}
 .jp-RenderedHTMLCommon table.clm-table .al-left {{ text-align: left; }}
 .jp-RenderedHTMLCommon table.clm-table .al-right {{ text-align: right; }}
 .jp-RenderedHTMLCommon table.clm-table .al-center {{ text-align: center; }}
@@ -134,8 +134,11 @@ PRINT_CSS = """
   .jp-RenderedHTMLCommon table.clm-table { font-size: 8.5pt; }
   .jp-RenderedHTMLCommon table.clm-table th, .jp-RenderedHTMLCommon table.clm-table td {
     padding: 2px 4px; }
+  /* headers and labels wrap between words only ("anywhere" would let the table shrink a
+     column to one letter and break "Baseline" in the middle) */
   .jp-RenderedHTMLCommon table.clm-table th,
-  .jp-RenderedHTMLCommon table.clm-table td.wrap { white-space: normal; overflow-wrap: anywhere; }
+  .jp-RenderedHTMLCommon table.clm-table td.wrap { white-space: normal;
+    overflow-wrap: break-word; word-break: normal; hyphens: manual; }
   .jp-RenderedHTMLCommon table.clm-table thead { display: table-header-group; }
   .jp-RenderedHTMLCommon table.clm-table tr { break-inside: avoid; }
   .jp-RenderedImage, .clm-caption, .clm-headline, .clm-legend { break-inside: avoid; }
