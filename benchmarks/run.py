@@ -11,6 +11,7 @@ Examples
 python benchmarks/run.py                              # everything (~15 min on 2 cores)
 python benchmarks/run.py --only startup,engine --quick --out /tmp/bench
 python benchmarks/run.py --only many --cores 8        # on a bigger machine
+python benchmarks/run.py --only country,chain         # results-chain share of a country's run
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ sys.path.insert(0, str(HERE))
 
 from _timing import loglog_slope, machine, ratio, summary, time_command  # noqa: E402
 
-SECTIONS = ("startup", "engine", "gate", "country", "many")
+SECTIONS = ("startup", "engine", "gate", "country", "chain", "many")
 
 #: Performance targets: (figure, comparison, limit).
 TARGETS: dict[str, tuple[str, float]] = {
@@ -45,6 +46,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "gate_with_gx_vs_handwritten": ("<=", 3.0),
     "country_overhead_share_ritshidze": ("<=", 0.30),
     "country_render_share": ("<=", 0.15),
+    "chain_share_of_country_run_ritshidze": ("<=", 0.10),
     "many_parallel_efficiency": (">=", 0.8),
 }
 
@@ -217,7 +219,53 @@ def bench_country(cache: Path, quick: bool) -> dict[str, Any]:
     return out
 
 
-# --------------------------------------------------------------------------- 5. many countries
+# --------------------------------------------------------------------------- 5. results chain
+
+
+def bench_chain(cache: Path, quick: bool, country: dict[str, Any] | None) -> dict[str, Any]:
+    """The results-chain analysis of a Ritshidze-scale country as a share of its ``clm run``.
+
+    Reuses the ``country`` section's data and run when it ran in the same command; otherwise
+    writes the demo data and runs ``clm run XA`` once itself. The chain analysis is timed in a
+    fresh process on the processed tables that run left (median of 3 after a warm-up).
+    """
+    from _country import country_env, prepare_country, run_clm, stage_summary
+
+    scale, fac, per_round = ("default", None, None) if quick else ("ritshidze", 400, 100)
+    base = cache / f"country-{scale}"
+    env = country_env(base / "data", base / "reports")
+    if country and scale in country:
+        run = country[scale]
+        run_total, run_wall = run["country_total"], run["clm_run_wall"]
+    else:
+        _log(f"chain: demo data and clm run XA ({scale})")
+        prepare_country(env, ["XA"], fac, per_round)
+        wall = run_clm(env, ["XA"])
+        stages = stage_summary(base / "reports", "XA")
+        run_total, run_wall = summary([stages["country_total"]]), summary([wall])
+    _log(f"chain: chain_analysis on XA ({scale})")
+    proc = subprocess.run(
+        [_python(), str(HERE / "_chain.py"), "--country", "XA", "--repeats", "1" if quick else "3"],
+        env={**env, "PYTHONPATH": _env()["PYTHONPATH"]},
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"chain benchmark failed:\n{proc.stderr[-4000:]}")
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    res.update(
+        {
+            "scale": scale,
+            "country_run_total": run_total,
+            "country_run_wall": run_wall,
+            "share_of_country_run": ratio(res["chain_analysis"], run_total),
+            "share_of_country_wall": ratio(res["chain_analysis"], run_wall),
+        }
+    )
+    return res
+
+
+# --------------------------------------------------------------------------- 6. many countries
 
 _MANY_SCRIPT = r"""
 import json, sys, time
@@ -353,6 +401,10 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
         t["country_overhead_share_ritshidze"] = _check(
             "country_overhead_share_ritshidze", results["country"]["ritshidze"]["overhead_share"]
         )
+    if "chain" in results and results["chain"]["scale"] == "ritshidze":
+        t["chain_share_of_country_run_ritshidze"] = _check(
+            "chain_share_of_country_run_ritshidze", results["chain"]["share_of_country_run"]
+        )
     if "many" in results:
         effs = [
             r["parallel_efficiency"] for k, r in results["many"]["modes"].items() if k != "jobs_1"
@@ -461,6 +513,16 @@ def markdown(results: dict[str, Any]) -> str:
                     f"{_fmt(c['render_pdf'])} | the country's run {_fmt(c['run_seconds'])} | "
                     f"{c['render_share']:.0%} of the run | {rv[0]} | {rv[1]} |"
                 )
+    if "chain" in results:
+        ch = results["chain"]
+        tv = verdict("chain_share_of_country_run_ritshidze")
+        lines.append(
+            f"| results-chain analysis, XA {ch['scale']} scale ({ch['facilities']} facilities, "
+            f"{ch['interviews']:,} interviews, {ch['links_estimated']} of {ch['links_declared']} "
+            f"links estimated) | {_fmt(ch['chain_analysis'])} | `clm run XA` stages "
+            f"{_fmt(ch['country_run_total'])} | {ch['share_of_country_run']:.1%} of the run | "
+            f"{tv[0]} | {tv[1]} |"
+        )
     if "many" in results:
         mny = results["many"]
         for mode, r in mny["modes"].items():
@@ -535,6 +597,8 @@ def main(argv: list[str] | None = None) -> int:
         results["gate"] = bench_gate(cache, a.quick)
     if "country" in only:
         results["country"] = bench_country(cache, a.quick)
+    if "chain" in only:
+        results["chain"] = bench_chain(cache, a.quick, results.get("country"))
     if "many" in only:
         results["many"] = bench_many(cache, a.cores, a.quick)
     results["targets"] = targets(results)

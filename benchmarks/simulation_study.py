@@ -13,6 +13,15 @@ Scenarios (each replicate draws new data with the truth known by construction):
   (0.05·(e+1)). Estimators: Callaway–Sant'Anna simple ATT (the reports' DiD) and two-way FE.
 * ``did_demo`` — the project's demo generator (clm_research.demo, country XA) with a new seed per
   replicate: facility × round mean waiting time; truth = ``truth["att"]["wait_time_mean"]["overall"]``.
+* ``chain_link`` — the results-chain link estimator (:func:`clm_research.evaluation.link_effect`):
+  40 facilities × 8 rounds, CLM in two waves with a ramping effect (absorbed by cohort × round
+  effects), facility effects, AR(1) errors within facilities (ρ = 0.5), downstream =
+  −2 × upstream one round earlier. Facility-cluster jackknife (CV3) intervals.
+* ``chain_demo`` — the demo generator's planted results chain (country XA, new seed per
+  replicate): the links with an exact truth (waiting-time issues resolved → waiting time,
+  −15 min; stock-outs → treatment interruption, +0.01; viral-load results → suppression, +0.05;
+  waiting time → treatment interruption, the planted broken link, 0), estimated by
+  :func:`clm_research.evaluation.chain_analysis` from the canonical tables.
 * ``gee_binary`` / ``gee_gaussian`` — 40 facilities × 4 rounds × 30 interviews, CLM in half the
   facilities from round 3, persistent facility effects; targets the marginal log-OR (0.5) and
   the mean difference (−10 minutes). Estimator: GEE exchangeable with the Mancl–DeRouen
@@ -51,6 +60,7 @@ from clm_research.evaluation import (
     Effect,
     callaway_santanna,
     client_gee,
+    link_effect,
     segmented_regression,
     twfe_did,
 )
@@ -139,6 +149,89 @@ def survey(
             + rng.normal(0, 20, len(fac)),
         }
     )
+
+
+def chain_panel(
+    rng: np.random.Generator, n: int = 40, rounds: int = 8, beta: float = -2.0
+) -> tuple[pd.DataFrame, float]:
+    """Facility × round panel with a lag-1 link of known slope ``beta`` (see the module doc)."""
+    cohort = rng.choice([2.0, 4.0, np.inf], n)
+    f = np.repeat(np.arange(n), rounds)
+    t = np.tile(np.arange(rounds), n)
+    x = rng.normal(0, 1, n)[f] + 0.3 * t + rng.normal(0, 1, n * rounds)
+    z = rng.normal(0, 1, (n, rounds))
+    for k in range(1, rounds):
+        z[:, k] += 0.5 * z[:, k - 1]  # AR(1) within facility: clustering matters
+    started = np.isfinite(cohort[f]) & (t >= cohort[f])
+    ramp = np.where(started, 1.0 + 0.5 * (t - np.where(np.isfinite(cohort[f]), cohort[f], 0)), 0)
+    x_lag = np.where(t >= 1, np.r_[np.nan, x[:-1]], np.nan)
+    y = rng.normal(0, 2, n)[f] + 0.2 * t + ramp + beta * x_lag + z.ravel()
+    frame = pd.DataFrame(
+        {
+            "facility_id": f,
+            "round": t,
+            "up": x,
+            "down": y,
+            "cohort": np.where(np.isfinite(cohort[f]), cohort[f], np.nan),
+        }
+    )
+    return frame, beta
+
+
+#: Links of the demo chain whose planted size is exact (no averaging over clients).
+CHAIN_DEMO_LINKS: tuple[tuple[str, str], ...] = (
+    ("issues_resolved", "wait_time_mean"),
+    ("medicine_stockout_experienced", "treatment_interruption"),
+    ("vl_result_received", "viral_suppression"),
+    ("wait_time_mean", "treatment_interruption"),
+)
+
+
+def chain_demo_study(reps: int, seed: int = 6) -> list[dict]:
+    """Bias and coverage of chain_analysis on the demo's planted chain (exact-truth links)."""
+    from clm_research.params import load_country
+
+    from clm_research.demo import generate_country
+    from clm_research.evaluation import chain_analysis
+    from clm_research.framework import load_framework
+
+    base = load_country("XA")
+    fw = load_framework("XA")
+    rng = np.random.default_rng(seed)
+    rec: dict[tuple[str, str], list] = {k: [] for k in CHAIN_DEMO_LINKS}
+    skipped: dict[tuple[str, str], int] = {k: 0 for k in CHAIN_DEMO_LINKS}
+    t0 = time.time()
+    for _ in range(reps):
+        s = int(rng.integers(1, 2**31 - 1))
+        params = base.model_copy(update={"demo": base.demo.model_copy(update={"seed": s})})
+        demo = generate_country("XA", params=params)
+        truth = {(x["upstream"], x["downstream"]): x["truth"] for x in demo.truth["chain"]["links"]}
+        res = chain_analysis(demo.clean, fw, links=CHAIN_DEMO_LINKS, mediation=False)
+        for row in res.links.itertuples():
+            key = (row.upstream, row.downstream)
+            if row.status != "estimated":  # too few facilities changed in this replicate
+                skipped[key] += 1
+                continue
+            rec[key].append((truth[key], row.estimate, row.ci_low, row.ci_high, row.se))
+    secs = time.time() - t0
+    out = []
+    for key, vals in rec.items():
+        a = np.array(vals, float)
+        row = summarise(
+            "chain_demo",
+            f"link {key[0]} → {key[1]}",
+            a[:, 0],
+            a[:, 1],
+            a[:, 2],
+            a[:, 3],
+            a[:, 4],
+            "difference",
+            True,
+            secs,
+        )
+        row["not_estimable_replicates"] = skipped[key]
+        out.append(row)
+    return out
 
 
 # ----------------------------------------------------------------------------- study
@@ -239,7 +332,7 @@ def demo_draw_factory() -> Callable:
     return draw
 
 
-def study(reps: int, demo_reps: int) -> list[dict]:
+def study(reps: int, demo_reps: int, chain_demo_reps: int = 0) -> list[dict]:
     rows: list[dict] = []
     rows += run(
         "its",
@@ -300,6 +393,21 @@ def study(reps: int, demo_reps: int) -> list[dict]:
             },
         )
         print("demo did done", flush=True)
+    rows += run(
+        "chain_link",
+        reps,
+        7,
+        chain_panel,
+        {
+            "within-facility link, facility + cohort × round effects, CV3": (
+                lambda d: link_effect(d, "up", "down", time="round", cohort="cohort").primary,
+                True,
+            ),
+        },
+    )
+    if chain_demo_reps:
+        rows += chain_demo_study(chain_demo_reps)
+    print("chain done", flush=True)
     rows += run(
         "gee_binary",
         reps,
@@ -422,6 +530,15 @@ def to_markdown(rows: list[dict]) -> str:
             f"{r['coverage']:.3f} ({r['coverage_mc_se']:.3f}) | {'yes' if r['used_in_reports'] else 'no'} | "
             f"{'yes' if ok else 'NO'} |"
         )
+    skipped = [r for r in rows if r.get("not_estimable_replicates")]
+    if skipped:
+        lines += [
+            "",
+            "chain_demo: replicates where a link could not be estimated (too few facilities whose "
+            "upstream changed) are left out of its row: "
+            + "; ".join(f"{r['estimator']} {r['not_estimable_replicates']}" for r in skipped)
+            + ".",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -439,10 +556,16 @@ def main(argv: list[str] | None = None) -> int:
         default=100,
         help="demo countries for the verdict rule's error rates (0 = skip; ~5 s each)",
     )
+    ap.add_argument(
+        "--chain-demo-reps",
+        type=int,
+        default=200,
+        help="replicates of the demo's planted results chain (0 = skip)",
+    )
     ap.add_argument("--out", type=Path, default=None, help="output folder (default reports/bench)")
     args = ap.parse_args(argv)
     t0 = time.time()
-    rows = study(args.reps, args.demo_reps)
+    rows = study(args.reps, args.demo_reps, args.chain_demo_reps)
     verdicts = verdict_study(args.verdict_reps) if args.verdict_reps else None
     out = args.out or reports_dir() / "bench"
     out.mkdir(parents=True, exist_ok=True)

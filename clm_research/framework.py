@@ -29,6 +29,8 @@ __all__ = [
     "INDICATOR_TYPES",
     "Level",
     "Thresholds",
+    "Link",
+    "DEFAULT_LAG",
     "Indicator",
     "Framework",
     "load_framework",
@@ -75,6 +77,67 @@ class Thresholds(_Frozen):
     amber: float
 
 
+#: Rounds between an upstream and a downstream indicator when a link does not say: the
+#: following round (a problem resolved this quarter shows in next quarter's services).
+DEFAULT_LAG = 1
+
+
+class Link(_Frozen):
+    """How one ``contributes_to`` link is tested: the lag and an optional filter on the upstream.
+
+    Written in ``contributes_to`` as a mapping instead of a plain id, e.g.
+    ``{to: wait_time_mean, lag: 1, where: "category == 'waiting_time'"}``: the share of
+    *waiting-time* issues resolved in one round, against the mean waiting time in the next.
+    """
+
+    to: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Downstream indicator id")
+    lag: int = Field(
+        DEFAULT_LAG,
+        ge=0,
+        le=8,
+        description="Rounds from upstream to downstream (0 = same round)",
+    )
+    where: str | None = Field(
+        None,
+        min_length=1,
+        description="Filter on the upstream indicator's rows (e.g. one issue category)",
+    )
+
+
+def _split_link_entries(data: Any) -> Any:
+    """Split ``contributes_to`` entries written as mappings (``to``, ``lag``, ``where``).
+
+    The ids stay in ``contributes_to`` (what the study-design chain reads); the options go to
+    ``links``. An explicit ``links`` entry (a country's change of a lag) wins over the mapping
+    in ``contributes_to`` for the same target.
+    """
+    if not isinstance(data, dict) or "contributes_to" not in data:
+        return data
+    entries = data["contributes_to"]
+    if entries is None or isinstance(entries, str) or not isinstance(entries, list | tuple):
+        return data  # let field validation report the type
+    ids: list[Any] = []
+    options: dict[str, Any] = {}
+    for entry in entries:
+        if isinstance(entry, dict):
+            target = entry.get("to")
+            ids.append(target)
+            if isinstance(target, str):
+                options[target] = entry
+        else:
+            ids.append(entry)
+    explicit = data.get("links") or ()
+    if isinstance(explicit, list | tuple):
+        for entry in explicit:
+            target = entry.get("to") if isinstance(entry, dict) else getattr(entry, "to", None)
+            if isinstance(target, str):
+                options[target] = entry
+    out = dict(data)
+    out["contributes_to"] = ids
+    out["links"] = list(options.values())
+    return out
+
+
 class Indicator(_Frozen):
     """One indicator of the framework, defined once, as data."""
 
@@ -107,8 +170,20 @@ class Indicator(_Frozen):
     target: float | None = None
     thresholds: Thresholds | None = None
     min_cell_size: int | None = Field(None, ge=0, le=1000)
-    contributes_to: tuple[str, ...] = Field((), description="Indicator ids at the next level")
+    contributes_to: tuple[str, ...] = Field(
+        (), description="Indicator ids this one leads to (the results chain)"
+    )
+    links: tuple[Link, ...] = Field(
+        (),
+        description="Lag and upstream filter of contributes_to links written as mappings",
+    )
     source: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_links(cls, data: Any) -> Any:
+        """Accept ``contributes_to`` entries written as mappings (see :func:`_split_link_entries`)."""
+        return _split_link_entries(data)
 
     @model_validator(mode="after")
     def _fields_for_type(self) -> Indicator:
@@ -131,6 +206,16 @@ class Indicator(_Frozen):
             raise ValueError("a rate needs 'denominator_sum' or 'denominator_dataset'")
         if self.type != "rate" and self.denominator_dataset is not None:
             raise ValueError("'denominator_dataset' is only for rates")
+        targets = list(self.contributes_to)
+        for target in targets:
+            if targets.count(target) > 1:
+                raise ValueError(f"contributes_to lists {target!r} twice")
+        for link in self.links:
+            if link.to not in targets:
+                raise ValueError(
+                    f"links: {link.to!r} has options but is not in contributes_to "
+                    f"({', '.join(targets) or 'empty'})"
+                )
         if self.thresholds is not None:
             g, a = self.thresholds.green, self.thresholds.amber
             if self.direction == "higher_is_better" and g < a:
@@ -138,6 +223,29 @@ class Indicator(_Frozen):
             if self.direction == "lower_is_better" and g > a:
                 raise ValueError(f"lower_is_better needs green <= amber (got {g} > {a})")
         return self
+
+    def link(self, target: str) -> Link:
+        """The link to ``target`` with its lag and filter (defaults when written as a plain id).
+
+        Raises
+        ------
+        KeyError
+            When this indicator does not contribute to ``target``.
+        """
+        if target not in self.contributes_to:
+            raise KeyError(
+                f"indicator {self.id!r} does not contribute to {target!r}; it contributes to: "
+                f"{', '.join(self.contributes_to) or '(nothing)'}"
+            )
+        for link in self.links:
+            if link.to == target:
+                return link
+        return Link(to=target, lag=DEFAULT_LAG, where=None)
+
+    @property
+    def chain_links(self) -> tuple[Link, ...]:
+        """Every outgoing link, in ``contributes_to`` order, with its lag and filter."""
+        return tuple(self.link(t) for t in self.contributes_to)
 
     @property
     def filters(self) -> dict[str, str]:
@@ -260,6 +368,15 @@ def _check_indicator(ind: Indicator, all_ids: set[str]) -> None:
     for target in ind.contributes_to:
         if target not in all_ids:
             raise _FieldProblem("contributes_to", f"unknown indicator {target!r}")
+        if target == ind.id:
+            raise _FieldProblem("contributes_to", "an indicator cannot contribute to itself")
+    for link in ind.links:
+        if link.where is None:
+            continue
+        try:
+            check_against_table(parse(link.where), own)
+        except ExpressionError as e:
+            raise _FieldProblem("contributes_to", f"link to {link.to!r}, 'where': {e}") from None
 
 
 class _FieldProblem(Exception):
@@ -280,6 +397,26 @@ def _pydantic_problem(err: ValidationError) -> tuple[str, str]:
     elif e["type"] == "missing":
         msg = "required field is missing"
     return loc, msg.removeprefix("Value error, ")
+
+
+def _link_problem(
+    item: dict[str, Any], err: ValidationError, loc: str, msg: str
+) -> tuple[str, str]:
+    """Name a bad link option by its target, as written under ``contributes_to``."""
+    e = err.errors()[0]
+    if not e["loc"] or e["loc"][0] != "links" or len(e["loc"]) < 2:
+        return loc, msg
+    split = _split_link_entries(item)
+    links = split.get("links") if isinstance(split, dict) else None
+    pos = e["loc"][1]
+    target = "?"
+    if isinstance(links, list) and isinstance(pos, int) and pos < len(links):
+        entry = links[pos]
+        target = entry.get("to", "?") if isinstance(entry, dict) else "?"
+    option = ".".join(str(p) for p in e["loc"][2:]) or "(link)"
+    if e["type"] == "extra_forbidden":
+        msg = f"unknown option; a link may set {', '.join(Link.model_fields)}"
+    return "contributes_to", f"link to {target!r}, option {option!r}: {msg}"
 
 
 def parse_framework(
@@ -337,6 +474,7 @@ def parse_framework(
         "min_cell_size",
         "disaggregations",
         "unit",
+        "links",
     }
     for ind_id, fields in overrides.items():
         if ind_id not in seen:
@@ -359,6 +497,7 @@ def parse_framework(
             indicators.append(Indicator.model_validate(item))
         except ValidationError as e:
             loc, msg = _pydantic_problem(e)
+            loc, msg = _link_problem(item, e, loc, msg)
             raise FrameworkError(f"{src}: indicator {label!r}, field {loc!r}: {msg}") from None
     all_ids = {i.id for i in indicators}
     for ind, (_, src) in zip(indicators, raw, strict=True):

@@ -21,6 +21,7 @@ __all__ = [
     "reports_dir",
     "country_report_dir",
     "display_path",
+    "display_text",
 ]
 
 
@@ -92,15 +93,57 @@ def display_path(path: str | Path) -> str:
     """``path`` as shown to people and written into artefacts: relative to the project root.
 
     Reports, status files and messages never carry the machine's absolute folder names (they
-    reveal user names and break when a project folder is copied). A path outside the project is
-    shown relative to the current folder when it is below it, else by its file name.
+    reveal user names and break when a project folder is copied). A path in a data or reports
+    folder placed outside the project (``$CLM_DATA_DIR``, ``$CLM_REPORTS_DIR``) is shown from
+    that folder's name (``reports/XA/data_docs/index.html``); another path outside the project
+    relative to the current folder when it is below it, else by its file name.
     """
     p = Path(path)
     if not p.is_absolute():
         return p.as_posix()
-    for base in (project_root(), Path.cwd()):
+    resolved = p.resolve()
+    try:
+        return resolved.relative_to(project_root().resolve()).as_posix()
+    except ValueError:
+        pass
+    for folder in (data_dir(), reports_dir()):
         try:
-            return p.resolve().relative_to(base.resolve()).as_posix()
+            return (Path(folder.name) / resolved.relative_to(folder.resolve())).as_posix()
         except ValueError:
             continue
+    cwd = Path.cwd().resolve()
+    if len(cwd.parts) > 1:  # never relative to the file-system root: that is the absolute path
+        try:
+            return resolved.relative_to(cwd).as_posix()
+        except ValueError:
+            pass
     return p.name
+
+
+def display_text(text: str) -> str:
+    """``text`` (an error message, a log line) with the project's absolute folders made relative.
+
+    Every occurrence of the project root, the data folder or the reports folder (as configured
+    and as resolved) is replaced by what :func:`display_path` shows for it, and the folder of the
+    installed package by nothing (``clm_research/run/country.py``), so a message such as
+    ``/home/ana/clm/data/raw/XA/interviews.csv: the file is empty`` is written into status files,
+    manifests and reports as ``data/raw/XA/interviews.csv: the file is empty``.
+
+    >>> import os
+    >>> os.environ["CLM_DATA_DIR"] = "/srv/clm-data"
+    >>> display_text("/srv/clm-data/raw/XA/a.csv: the file is empty")
+    'clm-data/raw/XA/a.csv: the file is empty'
+    >>> del os.environ["CLM_DATA_DIR"]
+    """
+    bases: dict[str, str] = {}
+    package_parent = Path(__file__).resolve().parents[1]  # tracebacks: clm_research/run/…
+    for base in (project_root(), data_dir(), reports_dir(), package_parent):
+        shown = "" if base == package_parent else display_path(base)
+        for form in {str(base), str(base.resolve())}:
+            if len(Path(form).parts) > 1:  # never the file-system root itself
+                bases[form] = "" if shown == "." else shown
+    for form in sorted(bases, key=len, reverse=True):  # data/ inside the project: its own form
+        shown = bases[form]
+        text = text.replace(form + os.sep, f"{shown}/" if shown else "")
+        text = text.replace(form, shown or ".")
+    return text

@@ -22,6 +22,7 @@ from clm_research.config.country import list_countries, load_country
 from clm_research.errors import CLMError, DataQualityError, IngestError
 from clm_research.files import write_json, write_parquet
 from clm_research.ingest.mapping import Mapping
+from clm_research.ingest.privacy import make_private_folder
 from clm_research.ingest.staging import InputFile, stage_country
 from clm_research.paths import display_path, processed_dir, quarantine_dir
 from clm_research.quality.gate import GateReport, run_gate
@@ -55,6 +56,8 @@ class IngestReport:
             extra = []
             if f.personal_columns_removed:
                 extra.append(f"personal data removed: {len(f.personal_columns_removed)} column(s)")
+            if f.masked_cells:
+                extra.append(f"personal data masked in {', '.join(f.masked_cells)}")
             if f.unmapped_columns:
                 extra.append(
                     f"UNMAPPED: {', '.join(f.unmapped_columns[:6])}"
@@ -101,7 +104,7 @@ def _stage_gate_write(
     write: bool,
 ) -> IngestReport:
     as_of_ts, share = _settings(country, as_of, max_share)
-    staged, inputs, errors, mp = stage_country(country, mapping, raw_folder)
+    staged, inputs, errors, mp = stage_country(country, mapping, raw_folder, as_of=as_of_ts)
     gate = run_gate(
         country,
         staged,
@@ -208,7 +211,9 @@ def write_outputs(
         out = frame.sort_values(key, kind="stable").reset_index(drop=True)
         path = write_parquet(pdir / f"{name}.parquet", out)
         written[f"processed/{name}"] = display_path(path)
-        qpath = write_parquet(qdir / f"{name}.parquet", report.quarantine[name])
+        # the quarantine may hold personal data no detector recognised: owner-only (0700/0600)
+        make_private_folder(qdir)
+        qpath = write_parquet(qdir / f"{name}.parquet", report.quarantine[name], private=True)
         written[f"quarantine/{name}"] = display_path(qpath)
     if manifest is not None:
         manifest = dict(manifest)
@@ -244,7 +249,8 @@ def _manifest(report: IngestReport, mp: Mapping) -> dict[str, Any]:
         "tables": {k: asdict(v) for k, v in report.gate.tables.items()},
         "raw_files_modified": False,
         "note": "Personal data columns were removed before any table or quarantine was written; "
-        "only their names are listed here.",
+        "only their names are listed here. Personal data typed into other columns were masked "
+        "(masked_cells: counts per column and reason, never the values).",
     }
 
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from clm_research.config.loader import load_model
 from clm_research.errors import ParamsError
-from clm_research.paths import params_dir
+from clm_research.paths import display_path, params_dir
 
 __all__ = [
     "DESIGNS",
@@ -318,10 +318,12 @@ def load_plan(path_or_study: str | Path, *, check_framework: bool = True) -> Ana
         p = plan_path(str(path_or_study))
     if not p.is_file():
         known = sorted(x.stem for x in p.parent.glob("*.yaml")) if p.parent.is_dir() else []
-        raise ParamsError(f"no analysis plan at {p}; known plans: {', '.join(known) or 'none'}")
+        raise ParamsError(
+            f"no analysis plan at {display_path(p)}; known plans: {', '.join(known) or 'none'}"
+        )
     plan = load_model(p, AnalysisPlan, what="analysis plan")
     if check_framework:
-        validate_indicators(plan, str(p))
+        validate_indicators(plan, display_path(p))
     return plan
 
 

@@ -76,6 +76,8 @@ RULES: dict[str, str] = {
     "unknown_reference": "refers to an id missing from the referenced table (e.g. unknown facility_id)",
     "future_date": "date after the data extraction date",
     "inconsistent": "related numbers disagree (e.g. vl_suppressed > vl_tested)",
+    "personal_data": "a name, phone number, e-mail address, national id or date of birth typed "
+    "into the column; the cell was masked at ingestion (e.g. [masked: phone number])",
 }
 
 #: Names of table-level failures: the whole file is refused with a DataQualityError.
@@ -166,6 +168,9 @@ class Table:
     grain: str = ""
     #: Date-like column that places a row in time (for rounds, censoring, CLM exposure).
     time_column: str | None = None
+    #: Rows describe people (a client's answers) or key-population groups at named sites: no
+    #: artefact shows sample values of any of its columns (the Data Docs show counts only).
+    sensitive: bool = False
     _by_name: dict[str, Column] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -240,6 +245,7 @@ INTERVIEWS = Table(
     name="interviews",
     description="Client exit interviews, one row per respondent (no personal data).",
     grain="interview",
+    sensitive=True,
     time_column="date",
     columns=(
         Column("interview_id", "string", "Stable interview id (or keyed pseudonym)", required=True),
@@ -445,6 +451,7 @@ OUTREACH = Table(
     name="outreach",
     description="Community-led services (WHO SWIT): outreach site × month × key-population group.",
     grain="site × month × group",
+    sensitive=True,
     time_column="period",
     columns=(
         Column("site_id", "string", "Outreach site (never mapped)", required=True),
@@ -501,6 +508,11 @@ def schema_markdown() -> str:
         lines += [f"### `{t.name}` ({t.grain})", "", t.description, ""]
         key = ", ".join(t.primary_key)
         lines += [f"Key: `{key}`."]
+        if t.sensitive:
+            lines += [
+                "Sensitive: rows describe people or key-population sites; no artefact shows "
+                "sample values of them (see docs/data-protection.md)."
+            ]
         for fk in t.foreign_keys:
             lines += [f"`{fk.column}` → `{fk.ref_table}.{fk.ref_column}`."]
         lines += [

@@ -11,6 +11,7 @@ import yaml
 
 from clm_research.demo import (
     CANARY_BIRTH_DATES,
+    CANARY_MISPLACED,
     CANARY_NAMES,
     CANARY_PHONES,
     demo_countries,
@@ -101,11 +102,15 @@ def test_raw_exports_carry_personal_data_and_canaries(demo_xa) -> None:
     assert set(CANARY_NAMES) <= set(raw["client_name"])
     assert set(CANARY_PHONES) <= set(raw["phone_number"])
     assert set(CANARY_BIRTH_DATES) <= set(raw["date_of_birth"])
+    # personal data typed into other columns, one extra row each
+    for column, value in CANARY_MISPLACED.items():
+        assert (raw[column] == value).sum() == 1, column
     # birth dates agree with the age (derived age = age, the rest of the rows)
-    rest = raw[~raw["date_of_birth"].isin(CANARY_BIRTH_DATES) & raw["age"].notna()]
+    age = pd.to_numeric(raw["age"], errors="coerce")
+    rest = raw[~raw["date_of_birth"].isin(CANARY_BIRTH_DATES) & age.notna()]
     dob = pd.to_datetime(rest["date_of_birth"])
     derived = (rest["date"] - dob).dt.days // 365.25
-    assert (np.abs(derived - rest["age"].astype(float)) <= 1).mean() > 0.99
+    assert (np.abs(derived - age[rest.index].astype(float)) <= 1).mean() > 0.99
 
 
 def test_planted_faults_are_documented_and_extra(demo_xa) -> None:
@@ -124,6 +129,7 @@ def test_planted_faults_are_documented_and_extra(demo_xa) -> None:
         "pattern",
         "duplicate_key",
         "inconsistent",
+        "personal_data",
     }
     for f in iv_faults:
         row = raw.iloc[f["row"] - 2]  # "row" is the CSV line, header = line 1

@@ -9,7 +9,8 @@ Reading is defensive because parameter files come from users and from other prog
   (PyYAML silently keeps the last one), and anchors/aliases are allowed only within limits:
   at most :data:`MAX_ALIASES` aliases and :data:`MAX_NODES` values once every alias is expanded.
   A "billion laughs" file (nested aliases that expand exponentially) is refused before anything
-  walks the expanded structure, in milliseconds;
+  walks the expanded structure, in milliseconds; so is a value nested more than
+  :data:`MAX_DEPTH` levels deep (``[[[[…]]]]`` would otherwise exhaust Python's recursion);
 - validation against a pydantic model gives one error format, naming the file, the key (a
   dotted path) and the rule broken: ``params/countries/XA.yaml: 1 problem(s)`` followed by
   ``  - as_of: must look like 2025-01-15 [rule: value_error]``.
@@ -33,6 +34,7 @@ __all__ = [
     "MAX_BYTES",
     "MAX_ALIASES",
     "MAX_NODES",
+    "MAX_DEPTH",
     "read_yaml",
     "read_yaml_mapping",
     "validate_model",
@@ -46,6 +48,8 @@ MAX_BYTES = 1_000_000
 MAX_ALIASES = 200
 #: Most values (scalars, lists and mappings) once every alias is expanded.
 MAX_NODES = 200_000
+#: Deepest nesting of lists and mappings. The project's files nest at most 6 levels deep.
+MAX_DEPTH = 50
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -54,6 +58,7 @@ class _LimitedLoader(yaml.SafeLoader):
     """Safe loader that counts aliases and refuses duplicate keys."""
 
     aliases_seen = 0
+    depth = 0
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
@@ -64,11 +69,30 @@ class _LimitedLoader(yaml.SafeLoader):
                 mark = peek_event().start_mark
                 where = f" (line {mark.line + 1})" if mark is not None else ""
                 raise yaml.YAMLError(f"more than {MAX_ALIASES} aliases{where} [rule: yaml_aliases]")
-        return super().compose_node(parent, index)
+        # the composer recurses once per level: refuse deep nesting before Python's stack does
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                peek = cast("Callable[[], yaml.Event]", self.peek_event)
+                mark = peek().start_mark
+                where = f" (line {mark.line + 1})" if mark is not None else ""
+                raise yaml.YAMLError(
+                    f"values nested more than {MAX_DEPTH} levels deep{where} [rule: yaml_depth]"
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                # `<<: [*a, *a]` copies the merged keys physically, doubling at every level:
+                # an alias-count limit does not bound it, so merge keys are refused outright
+                raise yaml.YAMLError(
+                    f"merge keys (<<) are not allowed (line {key_node.start_mark.line + 1}); "
+                    "write the keys out [rule: yaml_merge]"
+                )
             try:
                 key = self.construct_object(key_node, deep=True)
                 hash(key)
@@ -154,7 +178,7 @@ def read_yaml(
         data = p.read_bytes()
     except OSError as e:
         raise error(f"{shown}: cannot be read ({e.strerror or e}) [rule: readable]") from None
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data[:4096]:
         raise error(
             f"{shown}: saved as UTF-16; save it as UTF-8 (in most editors: 'Save with encoding') "
             "[rule: encoding]"
@@ -177,6 +201,8 @@ def read_yaml(
         raise error(f"{shown}: not valid YAML: {where}{problem} [rule: yaml_syntax]") from None
     except yaml.YAMLError as e:
         raise error(f"{shown}: not valid YAML: {e}") from None
+    except RecursionError:  # pragma: no cover - MAX_DEPTH stops nesting long before
+        raise error(f"{shown}: values nested too deeply [rule: yaml_depth]") from None
     finally:
         loader.dispose()
     nodes = _expanded_size(value)

@@ -26,6 +26,20 @@ from clm_research.evaluation.accountability import (
     resolution_times,
     time_to_resolution,
 )
+from clm_research.evaluation.chain import (
+    STRENGTHS,
+    ChainResult,
+    DoseResponseResult,
+    LinkResult,
+    chain_alt_text,
+    chain_analysis,
+    chain_paragraph,
+    dose_response,
+    facility_round_values,
+    link_effect,
+    mediated_share,
+    plot_chain,
+)
 from clm_research.evaluation.client import ClientResult, add_clm_exposure, client_gee, client_mixed
 from clm_research.evaluation.community_led import (
     CRITERIA,
@@ -101,6 +115,19 @@ __all__ = [
     "adjust_pvalues",
     "MetaResult",
     "meta_analysis",
+    # results chain
+    "STRENGTHS",
+    "ChainResult",
+    "LinkResult",
+    "DoseResponseResult",
+    "chain_analysis",
+    "link_effect",
+    "dose_response",
+    "mediated_share",
+    "facility_round_values",
+    "plot_chain",
+    "chain_alt_text",
+    "chain_paragraph",
     # community-led status
     "ROLES",
     "CRITERIA",

@@ -31,8 +31,15 @@ from clm_research.ingest.mapping import (
     load_mapping,
 )
 from clm_research.ingest.parse import EXCEL_ERRORS, _parse_dates, parse_table
-from clm_research.ingest.privacy import age_in_years, personal_columns, pseudonym_key, pseudonymise
-from clm_research.paths import display_path, raw_dir
+from clm_research.ingest.privacy import (
+    age_in_years,
+    mask_label_counts,
+    mask_personal_data,
+    personal_columns,
+    pseudonym_key,
+    pseudonymise,
+)
+from clm_research.paths import display_path, display_text, raw_dir
 from clm_research.schema import TABLES, Table
 from clm_research.tables import StagedTable
 
@@ -58,6 +65,8 @@ class InputFile:
     had_bom: bool = False
     duplicate_headers: list[str] = field(default_factory=list)
     personal_columns_removed: list[str] = field(default_factory=list)
+    #: canonical column -> reason -> cells masked as personal data typed into the wrong column
+    masked_cells: dict[str, dict[str, int]] = field(default_factory=dict)
     pseudonymised_columns: list[str] = field(default_factory=list)
     unmapped_columns: list[str] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
@@ -116,13 +125,31 @@ def _excel_errors(text: pd.DataFrame, rows: np.ndarray) -> list[tuple[int, str]]
     return sorted(out)
 
 
+def _known_labels(spec: TableSpec) -> dict[str, list[object]]:
+    """Canonical column -> the answer labels (and their codes) the mapping declares for it."""
+    out: dict[str, list[object]] = {}
+    for col, cs in spec.column_specs().items():
+        labels: list[object] = [*cs.values, *cs.values.values(), *(cs.bands or {})]
+        if cs.contains:
+            labels.append(cs.contains)
+        out[col] = labels
+    return out
+
+
 def stage_table(
     name: str,
     paths: list[Path],
     spec: TableSpec,
     mapping: Mapping,
+    *,
+    as_of: object = None,
 ) -> tuple[StagedTable, list[InputFile]]:
     """Read, de-identify, map and type one canonical table from its export file(s).
+
+    Personal data typed into any column are masked (:func:`~clm_research.ingest.privacy.
+    mask_personal_data`, dates of birth measured from ``as_of``, default today) before the cells
+    are typed, so neither the typed table, the quarantine's ``raw_values`` nor the unknown labels
+    of the manifest carry them; the rows get the rule ``personal_data:<column>``.
 
     Raises
     ------
@@ -223,6 +250,13 @@ def stage_table(
         info.personal_columns_removed = personal
 
         mapped = apply_mapping(text, spec, table, fmt_map, path)
+        # personal data typed into any column: masked before anything is typed, kept or shown
+        labels = _known_labels(spec)
+        masking = mask_personal_data(mapped.frame, table, labels, as_of=as_of)
+        mapped.frame = masking.frame
+        mapped.unknown_labels = mask_label_counts(mapped.unknown_labels, table, labels, as_of=as_of)
+        info.masked_cells = masking.counts
+        prefailed.update(masking.rule_masks())
         typed, type_fail = parse_table(mapped.frame, table, spec.date_formats)
         typed = derive_columns(typed, mapped.derived)
         if dob is not None and "age" in table and mapping.personal.age_reference in typed.columns:
@@ -313,6 +347,10 @@ def _distinct(staged: StagedTable, table: Table) -> StagedTable:
     """One row per primary key (a lookup derived from a survey): first non-missing value per column."""
     key = list(table.primary_key)
     f = staged.frame.copy()
+    for label, masked in staged.prefailed.items():  # a masked cell is no value for the lookup
+        column = label.split(":", 1)[1]
+        if label.startswith("personal_data:") and column in f.columns:
+            f.loc[masked, column] = pd.NA
     f["_source_row"] = staged.source_row
     f["_source_file"] = staged.source_file
     f = f[f[key].notna().all(axis=1)]
@@ -335,8 +373,11 @@ def stage_country(
     country: str,
     mapping: Mapping | str | Path | None = None,
     raw_folder: Path | None = None,
+    *,
+    as_of: object = None,
 ) -> tuple[dict[str, StagedTable], list[InputFile], list[str], Mapping]:
-    """Stage every table of a country's mapping.
+    """Stage every table of a country's mapping (``as_of``: the extraction date, see
+    :func:`stage_table`).
 
     Returns
     -------
@@ -357,14 +398,15 @@ def stage_country(
         paths = _files(folder, spec.files)
         if not paths:
             errors.append(
-                f"{folder}: no file matches {spec.files} for table {name} [rule: missing_file]. "
-                f"Fix: put the export in {folder} or correct `files` in {mapping.source or 'the mapping'}."
+                f"{display_path(folder)}: no file matches {spec.files} for table {name} "
+                f"[rule: missing_file]. Fix: put the export in {display_path(folder)} or correct "
+                f"`files` in {mapping.source or 'the mapping'}."
             )
             continue
         try:
-            table, infos = stage_table(name, paths, spec, mapping)
+            table, infos = stage_table(name, paths, spec, mapping, as_of=as_of)
         except DataQualityError as e:
-            errors.append(str(e))
+            errors.append(display_text(str(e)))  # kept in status files and manifests
             continue
         staged[name] = table
         inputs.extend(infos)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from clm_research.paths import country_report_dir
+from clm_research.paths import country_report_dir, display_path
 from clm_research.quality.docs import expectation_record, write_data_docs
 from clm_research.quality.rules import failed_rules_column, row_masks
 from clm_research.quality.suites import build_suite, expectation_specs, framework_columns, import_gx
@@ -104,7 +104,7 @@ class GateReport:
                 f"quarantined ({t.share:.1%}{flag}){': ' + rules if rules else ''}"
             )
         if self.data_docs:
-            lines.append(f"  Data Docs: {self.data_docs}")
+            lines.append(f"  Data Docs: {display_path(self.data_docs)}")
         return "\n".join(lines)
 
 
@@ -332,9 +332,14 @@ def run_gx(
     # Data Docs are built once at the end: a per-checkpoint docs action rebuilds the site each time
     for vd in vds:
         name, frame = frames[vd.name]
+        # Tables whose rows are people or key-population sites: Data Docs show how many values
+        # failed, never which (a detector may miss a name typed into a column).
+        fmt: dict[str, Any] = {"result_format": result_format}
+        if TABLES[name].sensitive:
+            fmt["exclude_unexpected_values"] = True
         run = vd.run(
             batch_parameters={"dataframe": _gx_frame(frame, object_columns[name])},
-            result_format={"result_format": result_format},
+            result_format=fmt,
         )
         failed: dict[str, int] = {}
         for er in run.results:

@@ -36,7 +36,7 @@ from typing import Any, Literal
 from clm_research.config.country import CountryParams, load_country, notebook_parameters
 from clm_research.errors import CLMError, DataQualityError, ParamsError
 from clm_research.files import write_json
-from clm_research.paths import data_dir, project_root, reports_dir
+from clm_research.paths import data_dir, display_text, project_root, reports_dir
 from clm_research.periods import check_period
 from clm_research.run.notebooks import (
     check_notebook_parameters,
@@ -331,14 +331,16 @@ def _notebooks(run: _Run) -> None:
             out = run.tmp / "notebooks" / nb_path.name
             t = time.perf_counter()
             try:
-                execute(nb_path, out, dict(task.parameters), task.kernel, run.km)
+                execute(
+                    nb_path, out, dict(task.parameters), task.kernel, run.km, report_dir=run.tmp
+                )
             except PapermillExecutionError as e:
                 run.result.failure = NotebookFailure(
                     notebook=nb_path.stem,
                     cell_index=e.cell_index,
                     execution_count=e.exec_count,
                     ename=e.ename,
-                    evalue=str(e.evalue)[:500],
+                    evalue=display_text(str(e.evalue))[:500],
                 )
                 run.result.stage = nb_path.stem
                 run.stages[f"notebook:{nb_path.stem}"] = time.perf_counter() - t
@@ -444,7 +446,7 @@ def run_country(task: CountryTask) -> CountryResult:
     _apply_environment(task)
     run = _Run(task)
     if task.params_error:
-        run.result.stage, run.result.error = "parameters", task.params_error
+        run.result.stage, run.result.error = "parameters", display_text(task.params_error)
         return run.finish()
     try:
         with run.step("hash"):
@@ -474,6 +476,8 @@ def run_country(task: CountryTask) -> CountryResult:
             run.result.error = msg if isinstance(e, CLMError) else f"{type(e).__name__}: {msg}"
             if not isinstance(e, CLMError):
                 run.result.error += "\n" + "".join(traceback.format_exception(e)[-3:]).strip()
+            # kept in status.json and shown on the index page: no absolute folder names
+            run.result.error = display_text(run.result.error)
         if run.km is not None:
             from clm_research.run.kernel import stop_kernel
 

@@ -49,23 +49,56 @@ def start_kernel(name: str, cwd: Path) -> AsyncKernelManager:
 
 
 def execute(
-    nb_path: Path, out: Path, parameters: dict[str, Any], kernel: str, km: AsyncKernelManager
+    nb_path: Path,
+    out: Path,
+    parameters: dict[str, Any],
+    kernel: str,
+    km: AsyncKernelManager,
+    *,
+    report_dir: Path | None = None,
 ) -> None:
-    """Execute one notebook with papermill on an already started kernel ``km``."""
+    """Execute one notebook with papermill on an already started kernel ``km``.
+
+    Papermill records the absolute input and output paths in the executed notebook's metadata;
+    they are rewritten relative to the project (input) and to ``report_dir`` (output), so no
+    report carries the machine's folder names.
+    """
     import papermill as pm
 
-    pm.execute_notebook(
-        str(nb_path),
-        str(out),
-        parameters=parameters,
-        kernel_name=kernel,
-        km=km,
-        engine_name=_register_engine(),
-        progress_bar=False,
-        request_save_on_cell_execute=False,
-        log_output=False,
-        start_timeout=120,
-    )
+    try:
+        pm.execute_notebook(
+            str(nb_path),
+            str(out),
+            parameters=parameters,
+            kernel_name=kernel,
+            km=km,
+            engine_name=_register_engine(),
+            progress_bar=False,
+            request_save_on_cell_execute=False,
+            log_output=False,
+            start_timeout=120,
+        )
+    finally:
+        if out.is_file():
+            _relative_paths(nb_path, out, report_dir)
+
+
+def _relative_paths(nb_path: Path, out: Path, report_dir: Path | None) -> None:
+    import nbformat
+
+    from clm_research.paths import display_path
+
+    nb = nbformat.read(out, as_version=4)
+    meta = nb.metadata.get("papermill")
+    if not meta:
+        return
+    try:
+        shown_out = out.relative_to(report_dir).as_posix() if report_dir else out.name
+    except ValueError:
+        shown_out = out.name
+    meta["input_path"] = display_path(nb_path)
+    meta["output_path"] = shown_out
+    nbformat.write(nb, out)
 
 
 def stop_kernel(km: AsyncKernelManager) -> None:

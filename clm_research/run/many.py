@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from clm_research.config.country import list_countries
 from clm_research.errors import CLMError, ParamsError
-from clm_research.paths import display_path, project_root, reports_dir
+from clm_research.paths import display_path, display_text, project_root, reports_dir
 from clm_research.periods import check_period
 from clm_research.run.country import (
     CountryResult,
@@ -303,10 +303,10 @@ def _run_synthesis(
         out = tmp / nb_path.name
         km = start_kernel(kernel, tmp)  # the countries' IPC kernel: no TCP port opened
         try:
-            execute(nb_path, out, sp.model_dump(), kernel, km)
+            execute(nb_path, out, sp.model_dump(), kernel, km, report_dir=tmp)
         except PapermillExecutionError as e:
             result.failure = NotebookFailure(
-                nb_path.stem, e.cell_index, e.exec_count, e.ename, str(e.evalue)[:500]
+                nb_path.stem, e.cell_index, e.exec_count, e.ename, display_text(str(e.evalue))[:500]
             )
             raise
         finally:
@@ -330,7 +330,7 @@ def _run_synthesis(
         result.report = report_ref(out_dir / the_period / "report.html")
     except Exception as e:
         if result.failure is None:
-            result.error = f"{type(e).__name__}: {e}"
+            result.error = display_text(f"{type(e).__name__}: {e}")
         if tmp.exists():
             keep_failed(tmp, out_dir, the_period)
     result.finished = utc_now()
