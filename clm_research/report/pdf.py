@@ -5,12 +5,15 @@ margins, page numbers and a page break before every chapter; Chromium's ``--prin
 honours it. The browser is Debian's ``chromium`` (installed by ``make browser`` /
 ``.ci/install-browser.sh``) or the one named by ``CLM_CHROMIUM``. It runs with a throwaway
 profile, no header or footer (which would print the file's path), and every host name
-resolving nowhere, so printing cannot reach the network.
+resolving nowhere, so printing cannot reach the network. Links to files beside the report
+(the Data Docs page, the CSV tables) are printed as their relative path in words: a PDF link
+would carry the machine's absolute path (``file:///home/…``), which no artefact may.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -18,7 +21,7 @@ from pathlib import Path
 
 from clm_research.errors import CLMError
 
-__all__ = ["PDFError", "find_chromium", "write_pdf"]
+__all__ = ["PDFError", "find_chromium", "printable_html", "write_pdf"]
 
 #: Seconds one print may take before it is abandoned.
 TIMEOUT_S = 180
@@ -40,6 +43,23 @@ def find_chromium() -> str | None:
     return "/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else None
 
 
+_LINK = re.compile(r'<a\s+href="(?!#)([^"]*)"[^>]*>(.*?)</a>', re.S | re.I)
+
+
+def printable_html(page: str) -> str:
+    """The page with every link to another file turned into its text and path, in words.
+
+    Chromium resolves a relative link against the file it prints and writes the absolute
+    ``file://`` URL into the PDF; a link within the page (``#chapter-…``) is kept.
+    """
+
+    def words(m: re.Match[str]) -> str:
+        target, text = m.group(1), m.group(2)
+        return f'<span class="clm-link">{text} ({target})</span>'
+
+    return _LINK.sub(words, page)
+
+
 def write_pdf(html_path: Path, pdf_path: Path, *, timeout: float = TIMEOUT_S) -> Path:
     """Print ``html_path`` to ``pdf_path`` (A4, the report's print stylesheet); return it.
 
@@ -58,6 +78,9 @@ def write_pdf(html_path: Path, pdf_path: Path, *, timeout: float = TIMEOUT_S) ->
     html_path, pdf_path = Path(html_path).resolve(), Path(pdf_path).resolve()
     pdf_path.parent.mkdir(parents=True, exist_ok=True)
     tmp_pdf = pdf_path.with_name(f".{pdf_path.name}.tmp")
+    # printed from a copy beside the report, whose file links are words (see the module)
+    source = html_path.with_name(f".print-{html_path.name}")
+    source.write_text(printable_html(html_path.read_text(encoding="utf-8")), encoding="utf-8")
     profile = tempfile.mkdtemp(prefix="clm-chromium-")
     argv = [
         browser,
@@ -73,7 +96,7 @@ def write_pdf(html_path: Path, pdf_path: Path, *, timeout: float = TIMEOUT_S) ->
         f"--user-data-dir={profile}",
         "--no-pdf-header-footer",
         f"--print-to-pdf={tmp_pdf}",
-        html_path.as_uri(),
+        source.as_uri(),
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         argv.insert(2, "--no-sandbox")  # Chromium refuses to run as root with its sandbox
@@ -87,6 +110,7 @@ def write_pdf(html_path: Path, pdf_path: Path, *, timeout: float = TIMEOUT_S) ->
         raise PDFError(f"report.pdf not written: cannot start {browser}: {e}") from None
     finally:
         shutil.rmtree(profile, ignore_errors=True)
+        source.unlink(missing_ok=True)
     if not tmp_pdf.is_file() or tmp_pdf.read_bytes()[:5] != b"%PDF-":
         tmp_pdf.unlink(missing_ok=True)
         tail = (proc.stderr or "").strip().splitlines()[-3:]
