@@ -21,6 +21,7 @@ from clm_research.errors import ParamsError
 from clm_research.paths import display_path, params_dir
 
 __all__ = [
+    "ChainLink",
     "DESIGNS",
     "COMPARISON_GROUPS",
     "ESTIMATORS",
@@ -89,6 +90,25 @@ _ROUND = re.compile(r"^\d{4}Q[1-4]$")
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
+class ChainLink(BaseModel):
+    """A results-chain link named as a secondary hypothesis: ``upstream`` → ``downstream``.
+
+    The link must be declared in the framework (``contributes_to``); ``lag`` (rounds) replaces
+    the framework's lag when given.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    upstream: str
+    downstream: str
+    lag: int | None = Field(None, ge=0, le=8)
+
+    @property
+    def name(self) -> str:
+        """``upstream → downstream`` (the plan's and the deviations' name of the link)."""
+        return f"{self.upstream} → {self.downstream}"
+
+
 class AnalysisPlan(BaseModel):
     """A pre-specified analysis of one CLM study (frozen; unknown fields are an error).
 
@@ -102,6 +122,10 @@ class AnalysisPlan(BaseModel):
         ``pre_post``, ``its``, ``did``, ``stepped_wedge`` or ``cluster_rct``.
     primary_indicator, secondary_indicators
         Indicator ids of the measurement framework.
+    chain_links
+        Results-chain links (``upstream``, ``downstream``, optional ``lag``) tested as secondary
+        hypotheses, exactly as the chain analysis of the report tests them; each must be a
+        ``contributes_to`` link of the framework.
     comparison_group
         ``none``, ``never_monitored``, ``not_yet_monitored`` or ``randomised_control``.
     first_round, last_round
@@ -141,6 +165,9 @@ class AnalysisPlan(BaseModel):
     design: Literal["pre_post", "its", "did", "stepped_wedge", "cluster_rct"]
     primary_indicator: str
     secondary_indicators: tuple[str, ...] = ()
+    chain_links: tuple[ChainLink, ...] = Field(
+        (), description="Results-chain links tested as secondary hypotheses"
+    )
     comparison_group: Literal["none", "never_monitored", "not_yet_monitored", "randomised_control"]
     first_round: str
     last_round: str
@@ -205,6 +232,9 @@ class AnalysisPlan(BaseModel):
             raise ValueError("the primary indicator is also listed as secondary")
         if len(set(self.secondary_indicators)) != len(self.secondary_indicators):
             raise ValueError("a secondary indicator is listed twice")
+        names = [link.name for link in self.chain_links]
+        if len(set(names)) != len(names):
+            raise ValueError("a chain link is listed twice")
         if self.design in ("pre_post", "its") and self.comparison_group not in (
             "none",
             "never_monitored",
@@ -281,6 +311,17 @@ def validate_indicators(plan: AnalysisPlan, source: str = "plan") -> None:
                         f"{source}: {field}: unknown indicator {v!r} in the framework of "
                         f"{country}; known: {', '.join(sorted(ids))}"
                     )
+        declared = {
+            (ind.id, target)
+            for ind in load_framework(country).indicators
+            for target in ind.contributes_to
+        }
+        for link in plan.chain_links:
+            if (link.upstream, link.downstream) not in declared:
+                raise ParamsError(
+                    f"{source}: chain_links: {link.name} is not a contributes_to link of the "
+                    f"framework of {country} [rule: declared_link]"
+                )
 
 
 def write_plan(plan: AnalysisPlan, path: str | Path | None = None) -> Path:

@@ -237,3 +237,44 @@ def test_the_plan_file_is_an_input_of_the_report() -> None:
     plan = load_country("XA").plan
     assert plan is not None
     assert (project_root() / plan).resolve() in [p.resolve() for p in input_files("XA")]
+
+
+def test_chain_links_are_secondary_hypotheses_run_like_the_report_runs_them(
+    demo_xa, framework_xa
+) -> None:
+    """A plan names results-chain links; the run tests them as chain_analysis does and flags
+    the ones it cannot test, with the reason."""
+    from clm_research.evaluation.chain import chain_analysis
+
+    plan = _plan(
+        secondary_indicators=(),
+        chain_links=(
+            {"upstream": "vl_result_received", "downstream": "viral_suppression"},
+            {"upstream": "reports_published", "downstream": "issues_escalated"},
+        ),
+    )
+    res = run_plan(plan, "XA", demo_xa.clean, framework_xa)
+    rows = res.summary().set_index("role")
+    links = res.summary()[res.summary()["role"] == "chain link"].set_index("indicator_id")
+    assert len(links) == 2 and "primary" in rows.index
+    # the same estimate as the report's chain analysis of that link
+    ref = chain_analysis(
+        demo_xa.clean,
+        framework_xa,
+        links=[("vl_result_received", "viral_suppression")],
+        mediation=False,
+    ).links.iloc[0]
+    vl = links.loc[ref["link"]]
+    assert vl["estimate"] == pytest.approx(ref["estimate"])
+    assert vl["ci_low"] < vl["estimate"] < vl["ci_high"]
+    # reports are published once a year: not measured per facility and round, so a deviation
+    assert any(
+        d.startswith("chain_links: planned but not analysed: reports_published → issues_escalated")
+        for d in res.deviations
+    ), res.deviations
+    # a link the framework does not declare is refused when the plan is checked
+    from clm_research.plans import validate_indicators
+
+    bad = _plan(chain_links=({"upstream": "wait_time_mean", "downstream": "viral_suppression"},))
+    with pytest.raises(ParamsError, match="not a contributes_to link"):
+        validate_indicators(bad, "plan.yaml")

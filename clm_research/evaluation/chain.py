@@ -1096,6 +1096,7 @@ def chain_analysis(
     clm_effects: Mapping[str, Effect] | None = None,
     mediation: bool = True,
     level: float | None = None,
+    seed: int = 16,
 ) -> ChainResult:
     """Test every declared link of the results chain on one country's tables.
 
@@ -1122,6 +1123,9 @@ def chain_analysis(
         indicators both have a CLM effect.
     level
         Confidence level (default: the framework's).
+    seed
+        Seed of the Monte Carlo interval of each mediated share: a report passes its ``seed``
+        parameter, so the same data and seed give the same intervals.
 
     Returns
     -------
@@ -1365,7 +1369,7 @@ def chain_analysis(
                 continue
             b = link_fits[d.name]
             try:
-                indirect, share, note = mediated_share(a, b, c, level=level)
+                indirect, share, note = mediated_share(a, b, c, level=level, seed=seed)
             except EvaluationError as e:
                 indirect, share, note = None, None, str(e)
             med_rows.append(

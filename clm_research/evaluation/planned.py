@@ -44,8 +44,11 @@ from clm_research.periods import months_to_rounds
 from clm_research.plans import ESTIMATORS, AnalysisPlan, check_deviations, load_plan
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import pandas as pd
 
+    from clm_research.evaluation.chain import ChainResult
     from clm_research.framework import Framework
 
 __all__ = [
@@ -61,6 +64,7 @@ CHANGEABLE = (
     "primary_indicator",
     "secondary_indicators",
     "comparison_group",
+    "chain_links",
     "first_round",
     "last_round",
     "estimator",
@@ -110,6 +114,7 @@ class PlannedAnalysis:
     run_config: dict[str, Any]
     results: list[IndicatorResult]
     deviations: list[str] = field(default_factory=list)
+    chain: ChainResult | None = None
 
     @property
     def primary(self) -> IndicatorResult:
@@ -168,7 +173,38 @@ class PlannedAnalysis:
                 if not r.message and r.result.notes:
                     row["note"] = " ".join(r.result.notes)
             rows.append(row)
+        if self.chain is not None:
+            for link in _chain_rows(self.chain):
+                p = float(link.p_value)
+                estimated = link.status == "estimated"
+                rows.append(
+                    {
+                        "role": "chain link",
+                        "indicator_id": str(link.link),
+                        "indicator": f"{link.upstream_label} → {link.downstream_label}",
+                        "design": "results chain",
+                        "method": str(link.method),
+                        "effect": "change downstream per unit upstream" if estimated else "",
+                        "estimate": float(link.estimate),
+                        "ci_low": float(link.ci_low),
+                        "ci_high": float(link.ci_high),
+                        "ci_level": f"{1 - self.alpha:.0%}",
+                        "p_value": p,
+                        f"p < {self.alpha:g}": (
+                            ("yes" if math.isfinite(p) and p < self.alpha else "no")
+                            if estimated
+                            else ""
+                        ),
+                        "window": f"lag {int(link.lag)} round(s)",
+                        "note": "" if estimated else str(link.reason),
+                    }
+                )
         return pd.DataFrame(rows)
+
+
+def _chain_rows(chain: ChainResult) -> Iterator[Any]:
+    """The chain result's links as rows (typed ``Any``: their fields are the table's columns)."""
+    return chain.links.itertuples()
 
 
 def country_plan(country: str) -> AnalysisPlan | None:
@@ -388,6 +424,9 @@ def run_plan(
     for r in results[1:]:
         if not r.analysed:
             r.message = r.message or "not analysed"
+    chain, chain_deviations = _run_chain_links(framework, tables, eff, alpha)
+    if "chain_links" in changes:  # a changed list of links is itself a deviation
+        run["chain_links"] = eff["chain_links"]
     deviations = check_deviations(plan, run)
     # say why a planned secondary indicator was not analysed
     reasons = {r.indicator_id: r.message for r in results[1:] if not r.analysed}
@@ -401,8 +440,45 @@ def run_plan(
         country=country,
         run_config=run,
         results=results,
-        deviations=deviations + extra,
+        deviations=deviations + chain_deviations + extra,
+        chain=chain,
     )
+
+
+def _run_chain_links(
+    framework: Framework,
+    tables: Mapping[str, pd.DataFrame],
+    plan: Mapping[str, Any],
+    alpha: float,
+) -> tuple[ChainResult | None, list[str]]:
+    """Test the plan's results-chain links (secondary hypotheses) as the chain analysis does.
+
+    Returns the result and one deviation per planned link that could not be tested (with the
+    reason) or was changed by the run.
+    """
+    from clm_research.evaluation.chain import chain_analysis
+    from clm_research.plans import ChainLink
+
+    links = [ChainLink.model_validate(x) for x in plan.get("chain_links") or ()]
+    if not links:
+        return None, []
+    pairs = [(link.upstream, link.downstream) for link in links]
+    lags = {(link.upstream, link.downstream): link.lag for link in links if link.lag is not None}
+    try:
+        chain = chain_analysis(
+            tables, framework, links=pairs, lags=lags, mediation=False, level=1 - alpha
+        )
+    except (EvaluationError, CLMError) as e:
+        names = ", ".join(link.name for link in links)
+        return None, [f"chain_links: planned but not analysed: {names} ({e})"]
+    deviations = []
+    for row in _chain_rows(chain):
+        if row.status != "estimated":
+            deviations.append(
+                f"chain_links: planned but not analysed: {row.upstream} → {row.downstream} "
+                f"({row.reason})"
+            )
+    return chain, deviations
 
 
 def _with_reasons(deviation: str, reasons: Mapping[str, str]) -> str:

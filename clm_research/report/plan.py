@@ -71,6 +71,7 @@ def plan_table(analysis: PlannedAnalysis) -> pd.DataFrame:
         "design",
         "primary_indicator",
         "secondary_indicators",
+        "chain_links",
         "comparison_group",
         "first_round",
         "last_round",
@@ -312,5 +313,8 @@ def _text(v: Any) -> str:
     if v is None:
         return ""
     if isinstance(v, list | tuple):
-        return ", ".join(str(x) for x in v) or "(none)"
+        return ", ".join(_text(x) for x in v) or "(none)"
+    if isinstance(v, dict) and {"upstream", "downstream"} <= set(v):  # a results-chain link
+        lag = f" (lag {v['lag']})" if v.get("lag") is not None else ""
+        return f"{v['upstream']} → {v['downstream']}{lag}"
     return str(v)
