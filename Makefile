@@ -41,10 +41,11 @@ validate: ingest ## run the Great Expectations data-quality gate for every count
 indicators: ingest ## write every country's indicator tables to reports/<country>/indicators/
 	$(BIN)/clm indicators --all
 
-report: demo-data ## THE MAIN JOB: evaluation reports for every country (reports/index.html)
+report: demo-data ## THE MAIN JOB: evaluation reports (HTML + PDF) for every country (reports/index.html)
+	@bash .ci/install-browser.sh >/dev/null 2>&1 || echo "warning: Chromium could not be installed (needs root or sudo): reports are written without report.pdf; run 'make browser' as an administrator"
 	$(BIN)/clm run --all --jobs $(JOBS)
 
-browser: ## install Debian's chromium for the report browser test (needs root or sudo)
+browser: ## install Debian's chromium: it prints report.pdf and runs the browser test (needs root or sudo)
 	bash .ci/install-browser.sh
 
 test: setup ## run the test suite (not the slow simulation studies: see `make bench`)

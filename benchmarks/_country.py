@@ -92,12 +92,19 @@ def stage_summary(reports: Path, country: str) -> dict[str, Any]:
     stages = data["stages"]
     total = sum(stages.values())
     overhead = sum(stages.get(k, 0.0) for k in OVERHEAD_STAGES)
+    # HTML + PDF as a share of the country's run (its wall time from start to publish)
+    render = data.get("render", {})
+    run_seconds = data.get("seconds_to_publish")
+    render_total = sum(render.values()) if render else stages.get("render", 0.0)
     return {
         "stages": stages,
         "notebooks": data.get("notebooks", {}),
         "country_total": round(total, 3),
         "overhead": round(overhead, 3),
         "overhead_share": round(overhead / total, 3) if total else None,
+        "render": render,
+        "run_seconds": run_seconds,
+        "render_share": round(render_total / run_seconds, 3) if run_seconds else None,
     }
 
 

@@ -26,6 +26,13 @@ Scenarios (each replicate draws new data with the truth known by construction):
   facilities from round 3, persistent facility effects; targets the marginal log-OR (0.5) and
   the mean difference (−10 minutes). Estimator: GEE exchangeable with the Mancl–DeRouen
   bias-reduced sandwich.
+* ``verdicts_demo`` — the reports' whole verdict rule (:func:`clm_research.evaluation.effects.
+  clm_effects`: Callaway–Sant'Anna per indicator, Benjamini–Hochberg at FDR 5%,
+  Benjamini–Yekutieli FCR-adjusted intervals) on demo country XA with a new seed per replicate.
+  The stated error rate is the FDR, 5%: a true null of the demo truth (an effect planted as
+  "none (true null)") must be reported as improved or worse in at most 5% of reports (under
+  BH, a null's rejection probability is at most q), and the adjusted intervals of the
+  reported effects must miss the true ATT in at most 5% of them (the FCR).
 """
 
 from __future__ import annotations
@@ -429,6 +436,79 @@ def study(reps: int, demo_reps: int, chain_demo_reps: int = 0) -> list[dict]:
     return rows
 
 
+def verdict_study(reps: int, seed: int = 6) -> dict:
+    """Replicates of the reports' verdict rule on demo data with a known truth (see module)."""
+    from clm_research.config.country import load_country
+    from clm_research.demo import EFFECTS, generate_country
+    from clm_research.evaluation.effects import EFFECT_VERDICTS, FDR, clm_effects
+    from clm_research.framework import load_framework
+
+    base = load_country("XA")
+    framework = load_framework("XA")
+    nulls = sorted(e["indicator"] for e in EFFECTS.values() if str(e["scale"]).startswith("none"))
+    rng = np.random.default_rng(seed)
+    null_cases = null_false = 0
+    selected = missed = 0
+    t0 = time.time()
+    for _ in range(reps):
+        s_ = int(rng.integers(1, 2**31 - 1))
+        params = base.model_copy(update={"demo": base.demo.model_copy(update={"seed": s_})})
+        demo = generate_country("XA", params=params)
+        eff = clm_effects(framework, demo.clean).set_index("indicator_id")
+        truth = demo.truth["att"]
+        for ind in nulls:
+            if ind in eff.index and np.isfinite(eff.at[ind, "p_adjusted"]):
+                null_cases += 1
+                null_false += eff.at[ind, "verdict"] != EFFECT_VERDICTS["null"]
+        for ind, t in truth.items():
+            if ind not in eff.index or eff.at[ind, "verdict"] not in (
+                EFFECT_VERDICTS["improved"],
+                EFFECT_VERDICTS["worse"],
+            ):
+                continue
+            selected += 1
+            lo, hi = eff.at[ind, "ci_low_adjusted"], eff.at[ind, "ci_high_adjusted"]
+            missed += not (lo <= float(t["overall"]) <= hi)
+    rate = null_false / null_cases if null_cases else float("nan")
+    fcr = missed / selected if selected else float("nan")
+
+    def upper(k: int, n: int) -> float:  # exact (Clopper-Pearson) one-sided 95% upper bound
+        return float(stats.beta.ppf(0.95, k + 1, n - k)) if n and k < n else 1.0
+
+    return {
+        "scenario": "verdicts_demo",
+        "replicates": reps,
+        "stated_rate": FDR,
+        "true_nulls": nulls,
+        "null_cases": null_cases,
+        "null_reported_as_effect": int(null_false),
+        "null_error_rate": rate,
+        "null_error_rate_upper95": upper(null_false, null_cases),
+        "selected_with_truth": selected,
+        "adjusted_ci_missed_truth": int(missed),
+        "fcr": fcr,
+        "fcr_upper95": upper(missed, selected),
+        "seconds": round(time.time() - t0, 1),
+    }
+
+
+def verdicts_markdown(v: dict) -> str:
+    ok_null = v["null_error_rate"] <= v["stated_rate"]
+    ok_fcr = not v["selected_with_truth"] or v["fcr"] <= v["stated_rate"]
+    return (
+        "\n## The reports' verdict rule against the demo truth\n\n"
+        f"{v['replicates']} demo countries (XA's parameters, new seeds). True nulls "
+        f"({', '.join(v['true_nulls'])}): reported as improved or worse in "
+        f"{v['null_reported_as_effect']} of {v['null_cases']} cases = "
+        f"{v['null_error_rate']:.1%} (one-sided 95% upper bound {v['null_error_rate_upper95']:.1%}); "
+        f"stated rate {v['stated_rate']:.0%}: {'within' if ok_null else 'ABOVE'}. "
+        f"Reported effects with a known truth: {v['selected_with_truth']}; their adjusted interval "
+        f"missed the true ATT {v['adjusted_ci_missed_truth']} times = {v['fcr']:.1%} "
+        f"(upper bound {v['fcr_upper95']:.1%}): {'within' if ok_fcr else 'ABOVE'} the "
+        f"{v['stated_rate']:.0%} false-coverage rate.\n"
+    )
+
+
 def to_markdown(rows: list[dict]) -> str:
     lines = [
         "# Simulation study: bias and 95% CI coverage",
@@ -470,6 +550,12 @@ def main(argv: list[str] | None = None) -> int:
         "--demo-reps", type=int, default=200, help="replicates from the demo generator (0 = skip)"
     )
     ap.add_argument(
+        "--verdict-reps",
+        type=int,
+        default=100,
+        help="demo countries for the verdict rule's error rates (0 = skip; ~5 s each)",
+    )
+    ap.add_argument(
         "--chain-demo-reps",
         type=int,
         default=200,
@@ -479,24 +565,35 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     t0 = time.time()
     rows = study(args.reps, args.demo_reps, args.chain_demo_reps)
+    verdicts = verdict_study(args.verdict_reps) if args.verdict_reps else None
     out = args.out or reports_dir() / "bench"
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"seconds": round(time.time() - t0, 1), "coverage_band": COVERAGE_BAND, "results": rows}
+    meta = {
+        "seconds": round(time.time() - t0, 1),
+        "coverage_band": COVERAGE_BAND,
+        "results": rows,
+        "verdicts": verdicts,
+    }
     (out / "simulation.json").write_text(json.dumps(meta, indent=2))
-    (out / "simulation.md").write_text(to_markdown(rows))
-    print(to_markdown(rows))
+    text = to_markdown(rows) + (verdicts_markdown(verdicts) if verdicts else "")
+    (out / "simulation.md").write_text(text)
+    print(text)
     failed = [
         r
         for r in rows
         if r["used_in_reports"] and not COVERAGE_BAND[0] <= r["coverage"] <= COVERAGE_BAND[1]
     ]
+    bad = False
     if failed:
         print(
             "coverage outside the band for: "
             + ", ".join(f"{r['scenario']}/{r['estimator']}" for r in failed)
         )
-        return 1
-    return 0
+        bad = True
+    if verdicts and verdicts["null_error_rate"] > verdicts["stated_rate"]:
+        print("true nulls were reported as effects more often than the stated rate")
+        bad = True
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":

@@ -143,6 +143,9 @@ class Indicator(_Frozen):
 
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     label: str = Field(min_length=3)
+    short_label: str = Field(
+        "", description="A few words naming the indicator mid-sentence (report headlines)"
+    )
     description: str = ""
     level: Level
     aaaq: AAAQDimension | None = None
@@ -464,6 +467,7 @@ def parse_framework(
     overrides = changes.get("overrides") or {}
     allowed_override = {
         "label",
+        "short_label",
         "description",
         "target",
         "thresholds",

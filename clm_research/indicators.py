@@ -592,6 +592,10 @@ def _median(
     return out
 
 
+#: Rounding tolerance of a Kaplan–Meier survival probability compared with 0.5.
+KM_TOLERANCE = 1e-9
+
+
 def _duration(
     ind: Indicator,
     ctx: _Context,
@@ -639,10 +643,14 @@ def _duration(
         m = t.groupby(level=keys, sort=True, dropna=False).min()
         return m.replace(np.inf, np.nan)
 
-    out = pd.DataFrame({"estimate": first_time(at["surv"] <= 0.5)})
+    # the median is the first time S(t) <= 0.5; the tolerance makes an exact 0.5 (e.g. 2 of 4
+    # resolved) count whatever the rounding of the running product, as in
+    # evaluation.accountability (tests/test_km_agreement.py checks the two agree)
+    half = 0.5 + KM_TOLERANCE
+    out = pd.DataFrame({"estimate": first_time(at["surv"] <= half)})
     # the lower band reaches 0.5 first: it gives the lower limit of the median
-    out["ci_low"] = first_time(at["s_lo"] <= 0.5)
-    out["ci_high"] = first_time(at["s_hi"] <= 0.5)
+    out["ci_low"] = first_time(at["s_lo"] <= half)
+    out["ci_high"] = first_time(at["s_hi"] <= half)
     counts = sub.groupby(keys, sort=True, dropna=False).agg(
         n=("_d", "size"), numerator=("_d", "sum")
     )

@@ -95,11 +95,12 @@ def test_cox_hand_worked_partial_likelihood() -> None:
     assert e.scale == "hazard_ratio"
 
 
-def test_issue_funnel_counts_by_group() -> None:
-    d = pd.DataFrame(
+def _funnel_log() -> pd.DataFrame:
+    return pd.DataFrame(
         {
             "category": ["stock_out", "stock_out", "stock_out", "waiting_time"],
             "escalation_level": ["district", "facility", "national", "facility"],
+            "round": ["2024Q1", "2024Q1", "2024Q2", "2024Q2"],
             "escalated_on": [DAY0, pd.NaT, DAY0, pd.NaT],
             "action_agreed_on": [DAY0, pd.NaT, DAY0, DAY0],
             "resolved_on": [
@@ -110,19 +111,88 @@ def test_issue_funnel_counts_by_group() -> None:
             ],
         }
     )
+
+
+def test_issue_funnel_counts_each_issue_once_at_its_furthest_stage() -> None:
+    # By day 30: issue 0 resolved (furthest: resolved); issue 1 nothing (identified);
+    # issue 2 escalated and agreed, resolved only on day 400 (furthest: action agreed);
+    # issue 3 action agreed without a recorded escalation (furthest: action agreed).
+    # Reached at least: identified 4, escalated 3 (0, 2, 3), agreed 3, resolved 1; each issue
+    # stops once: identified 1, escalated 0, agreed 2, resolved 1 (sum 4). Issue 3 passed
+    # "escalated" without its date: without_own_date = 1 there.
     f = issue_funnel(
-        d, by=("category", "escalation_level"), as_of=DAY0 + pd.Timedelta(days=30)
-    ).summary()
-    overall = f[(f["category"] == "all") & (f["escalation_level"] == "all")].set_index("stage")[
-        "issues"
-    ]
-    # identified 4; escalated 2; action agreed 3; resolved by the as-of date 1 (day 400 is later)
-    assert overall.to_dict() == {"identified": 4, "escalated": 2, "action_agreed": 3, "resolved": 1}
-    so = f[f["category"] == "stock_out"].set_index("stage")
+        _funnel_log(), by=("category", "escalation_level"), as_of=DAY0 + pd.Timedelta(days=30)
+    )
+    s = f.summary()
+    overall = f.overall().set_index("stage")
+    assert overall["issues"].to_dict() == {
+        "identified": 4,
+        "escalated": 3,
+        "action_agreed": 3,
+        "resolved": 1,
+    }
+    assert overall["stopped_here"].to_dict() == {
+        "identified": 1,
+        "escalated": 0,
+        "action_agreed": 2,
+        "resolved": 1,
+    }
+    assert overall["without_own_date"].to_dict() == {
+        "identified": 0,
+        "escalated": 1,
+        "action_agreed": 0,
+        "resolved": 0,
+    }
+    assert overall.loc["resolved", "share_of_identified"] == pytest.approx(1 / 4)
+    assert overall.loc["action_agreed", "share_of_previous"] == pytest.approx(1.0)
+    so = s[s["category"] == "stock_out"].set_index("stage")
     assert so.loc["resolved", "share_of_identified"] == pytest.approx(1 / 3)
+    assert f.scope == "all issues in the log"
     from matplotlib.figure import Figure
 
-    assert isinstance(issue_funnel(d, as_of=DAY0).plot(), Figure)
+    assert isinstance(issue_funnel(_funnel_log(), as_of=DAY0).plot(), Figure)
+
+
+def test_issue_funnel_is_monotone_by_construction() -> None:
+    """Any log (stages recorded in any combination, some after the as-of date) gives
+    identified >= escalated >= agreed >= resolved and shares <= 100%, in every group."""
+    rng = np.random.default_rng(3)
+    n = 400
+    dates = [
+        pd.Series(
+            np.where(
+                rng.random(n) < 0.6, DAY0 + pd.to_timedelta(rng.integers(0, 60, n), "D"), pd.NaT
+            )
+        )
+        for _ in range(3)
+    ]
+    log = pd.DataFrame(
+        {
+            "category": rng.choice(["a", "b", "c"], n),
+            "escalated_on": pd.to_datetime(dates[0]),
+            "action_agreed_on": pd.to_datetime(dates[1]),
+            "resolved_on": pd.to_datetime(dates[2]),
+        }
+    )
+    s = issue_funnel(log, as_of=DAY0 + pd.Timedelta(days=40)).summary()
+    for _, g in s.groupby("category"):
+        counts = g["issues"].to_numpy()
+        assert (np.diff(counts) <= 0).all()
+        assert (g["share_of_previous"].dropna() <= 1).all()
+        assert g["stopped_here"].sum() == counts[0]
+
+
+def test_issue_funnel_scope_by_round() -> None:
+    f = issue_funnel(_funnel_log(), rounds=["2024Q2"], as_of=DAY0 + pd.Timedelta(days=30))
+    assert f.scope == "issues identified in 2024Q2"
+    assert f.overall().set_index("stage")["issues"].to_dict() == {
+        "identified": 2,
+        "escalated": 2,
+        "action_agreed": 2,
+        "resolved": 0,
+    }
+    with pytest.raises(EvaluationError, match="no issue was identified in 2030Q1"):
+        issue_funnel(_funnel_log(), rounds=["2030Q1"])
 
 
 def test_accountability_fails_clearly() -> None:

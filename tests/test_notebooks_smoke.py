@@ -52,6 +52,19 @@ def test_every_notebook_parameters_cell_matches_the_model() -> None:
     assert parameters_cell_names(synthesis) == sorted(SynthesisParameters.model_fields)
 
 
+def test_every_notebook_declares_the_clm_research_kernel() -> None:
+    """Opened in JupyterLab, a notebook runs on the project's kernel (its .venv), never on
+    whatever "python3" the machine has."""
+    root = project_root() / "notebooks"
+    paths = sorted(root.rglob("*.ipynb"))
+    assert len(paths) >= 14
+    for path in paths:
+        if ".ipynb_checkpoints" in path.parts:
+            continue
+        spec = nbformat.read(path, as_version=4).metadata.get("kernelspec", {})
+        assert spec.get("name") == "clm-research", path.relative_to(root)
+
+
 def test_notebooks_are_committed_without_outputs() -> None:
     for nb_path in [*evaluation_notebooks(), project_root() / "notebooks" / "synthesis.ipynb"]:
         nb = nbformat.read(nb_path, as_version=4)

@@ -152,14 +152,28 @@ def test_the_scorecard_lists_outcomes_and_impact_only(scorecard: pd.DataFrame) -
     ]
 
 
+def _display_rows(scorecard: pd.DataFrame) -> dict[str, list[str]]:
+    """The scorecard as the reader sees it: indicator label -> the row's cell texts."""
+    from clm_research.report.summary import scorecard_display
+
+    table = scorecard_display(scorecard.reset_index(), min_cell_size=10)
+    frame = table.to_frame()
+    return {row.iloc[0]: list(row) for _, row in frame.iterrows()}
+
+
 def test_improved_and_target_met(scorecard: pd.DataFrame) -> None:
     row = scorecard.loc["vl_result_received"]
     assert row["verdict"] == "improved with CLM"
-    assert (row["baseline"], row["latest"], row["target"]) == ("60.0%", "72.0%", "70.0%")
+    # the saved scorecard keeps full precision; the displayed one prints percentages
+    assert (row["baseline"], row["latest"], row["target"]) == (0.60, 0.72, 0.7)
     assert row["target_status"] == "target met"  # 72% >= 70%
+    shown = _display_rows(scorecard)["Clients who received their viral-load result (%)"]
+    assert shown[1:5] == ["60.0%", "72.0%", "70.0%", "✓ met"]
+    # +0.05 on the 0-1 scale is +5.0 percentage points (no adjusted interval given: 95% CI)
+    assert shown[5] == "+5.0 pp (+1.0 to +9.0)" and shown[6] == "0.01"
+    assert shown[7] == "▲ improved with CLM"
     words = row["in plain words"]
     assert "60.0% in 2023Q1, 72.0% in 2024Q4" in words and "target 70.0%: met" in words
-    # +0.05 on the 0-1 scale is +5.0 percentage points
     assert "+5.0 percentage points" in words and "+1.0 to +9.0" in words
     assert "improved with CLM" in words
 
@@ -169,23 +183,36 @@ def test_worse_and_target_not_met(scorecard: pd.DataFrame) -> None:
     assert row["verdict"] == "worse with CLM"  # a rise in breaches is worse
     assert row["target_status"] == "target not met"  # 9% > 5%
     assert "+3.0 percentage points" in row["in plain words"]
+    shown = _display_rows(scorecard)["Clients reporting a confidentiality breach (%)"]
+    assert shown[4] == "✗ not met" and shown[7] == "▼ worse with CLM"
+    assert shown[6] == "0.004"  # three decimals below 0.01
 
 
 def test_no_clear_change_and_no_target(scorecard: pd.DataFrame) -> None:
     row = scorecard.loc["wait_time_median"]
     assert row["verdict"] == "no clear change"
-    assert row["target_status"] == "no target" and row["target"] == ""
+    assert row["target_status"] == "no target" and math.isnan(row["target"])
     assert "-2.0 minutes" in row["in plain words"]
-    assert row["adjusted p"] == "0.4"
+    shown = _display_rows(scorecard)["Median waiting time (minutes)"]
+    # a missing target is a dash with a footnote saying why (its marker), never NaN
+    assert shown[3].startswith("–") and shown[3] != "–" and "nan" not in " ".join(shown).lower()
+    assert shown[6] == "0.40"
 
 
 def test_not_evaluated_and_suppressed(scorecard: pd.DataFrame) -> None:
+    from clm_research.report.summary import scorecard_display
+
     row = scorecard.loc["arv_stockout_observed"]
     assert row["verdict"] == "not evaluated (no comparison)"
-    assert row["latest"] == "suppressed" and row["target_status"] == "suppressed"
-    assert row["effect (95% CI)"] == "" and row["adjusted p"] == ""
+    assert row["latest_suppressed"] and row["target_status"] == "suppressed"
+    assert math.isnan(row["effect"]) and math.isnan(row["p_adjusted"])
     assert "No comparison group" in row["in plain words"]
     assert "no publishable estimate for 2024Q4" in row["in plain words"]
+    table = scorecard_display(scorecard.reset_index(), min_cell_size=10)
+    shown = _display_rows(scorecard)["Visits with an ARV stock-out (%)"]
+    assert shown[2].startswith("suppressed")
+    reasons = set(table.footnotes)
+    assert "Suppressed: fewer than 10 respondents (privacy)." in reasons
 
 
 def test_no_data_in_the_reporting_round() -> None:
@@ -195,13 +222,17 @@ def test_no_data_in_the_reporting_round() -> None:
     assert set(card["target_status"]) == {"no data"}
 
 
-def test_the_headline_counts_what_the_scorecard_says(scorecard: pd.DataFrame) -> None:
-    from clm_research.report.summary import headline
+def test_the_headline_names_what_the_scorecard_says(scorecard: pd.DataFrame) -> None:
+    from clm_research.report.summary import headline, headline_html
 
     text = headline(scorecard.reset_index())
-    assert "1 improved with CLM" in text and "1 worse with CLM" in text
-    assert "1 no clear change" in text
-    assert "targets met 1/2" in text  # two indicators with a target and a value
+    assert text.startswith("CLM facilities improved Clients who received their viral-load result")
+    assert "worse with CLM: Clients reporting a confidentiality breach" in text
+    assert "no clear change in Median waiting time" in text
+    assert "Targets met: 1 of 2." in text  # two indicators with a target and a value
+    assert "1 indicator without a comparison group" in text
+    box = headline_html(scorecard.reset_index(), "Arcadia", "2024Q4")
+    assert "Improved with CLM:</b> Clients who received their viral-load result." in box
 
 
 # ------------------------------------------------------------------ synthesis

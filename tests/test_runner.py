@@ -284,3 +284,92 @@ def test_dask_scheduler_runs_each_country_on_a_worker_process(project: Path) -> 
         parents.add(int(text.split("kernel parent")[1].split()[0]))
     assert parents <= worker_pids  # the notebooks ran under Dask worker processes
     assert (project / "reports" / "index.html").is_file()
+
+
+def test_changed_only_refreshes_the_status_of_a_country_fixed_since_it_failed(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Good run, then a broken input fails the run, then the input is put back: the
+    unchanged country is skipped, and its status (and the index) no longer say "failed"."""
+    monkeypatch.setattr(run_country_module, "code_hash", lambda: "fixed")
+    nbs = project / "notebooks" / "evaluation"
+    write_notebook(
+        nbs,
+        "02_check",
+        [
+            "import pathlib\n"
+            "rows = (pathlib.Path('data/raw') / country / 'facilities.csv')\n"
+            "text = (pathlib.Path(__import__('os').environ['CLM_PROJECT_ROOT']) / rows).read_text()\n"
+            "assert 'BROKEN' not in text, 'broken facilities export'"
+        ],
+    )
+    raw = project / "data" / "raw" / "XA" / "facilities.csv"
+    good = raw.read_text()
+    assert run(["XA"]).exit_code == 0
+    raw.write_text("facility_id\nBROKEN\n")
+    failed = run(["XA"], changed_only=True)
+    assert failed.results[0].status == "failed"
+    status = json.loads((project / "reports" / "XA" / "status.json").read_text())
+    assert status["last_run"]["status"] == "failed"
+    raw.write_text(good)  # fixed: the inputs are those of the last good report again
+    fixed = run(["XA"], changed_only=True)
+    assert fixed.results[0].status == "skipped" and fixed.exit_code == 0
+    status = json.loads((project / "reports" / "XA" / "status.json").read_text())
+    assert status["last_run"]["status"] == "skipped"
+    index = (project / "reports" / "index.html").read_text()
+    row = index[index.index("<b>XA</b>") : index.index("</tr>", index.index("<b>XA</b>"))]
+    assert "status-skipped" in row and "status-failed" not in row
+    assert 'href="XA/2024Q4/report.html"' in row
+
+
+def test_a_round_without_data_fails_clearly_and_keeps_the_last_good_report(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`clm run XB --period 2030Q1` must not publish an empty scorecard as "succeeded"."""
+    from clm_research.demo import write_demo
+
+    monkeypatch.setenv("CLM_DATA_DIR", str(project / "data"))
+    for extra in ("mappings", "plans"):
+        if (REAL_ROOT / "params" / extra).is_dir():
+            shutil.copytree(REAL_ROOT / "params" / extra, project / "params" / extra)
+    shutil.copy(REAL_ROOT / "params" / "framework.yaml", project / "params")
+    write_demo(["XB"], facilities=12, interviews_per_round=5)
+    first = run(["XB"], gate=True)
+    assert first.exit_code == 0, first.format()
+    summary = run(["XB"], gate=True, period="2030Q1")
+    r = summary.results[0]
+    assert r.status == "failed" and r.stage == "gate" and summary.exit_code == 1
+    assert "no data for reporting round 2030Q1" in r.error
+    assert "interviews: 2023Q1–2024Q4" in r.error  # the rounds that do have data
+    assert "Traceback" not in r.error
+    assert not (project / "reports" / "XB" / "2030Q1").exists()
+    index = (project / "reports" / "index.html").read_text()
+    row = index[index.index("<b>XB</b>") : index.index("</tr>", index.index("<b>XB</b>"))]
+    assert "status-failed" in row and "2030Q1" in row
+    assert 'href="XB/2024Q4/report.html"' in row  # the last good report stays linked
+
+
+def test_report_pdf_is_written_beside_the_html_and_linked(project: Path) -> None:
+    from clm_research.report.pdf import find_chromium
+
+    if find_chromium() is None:
+        pytest.skip("chromium not installed (/usr/bin/chromium); run .ci/install-browser.sh")
+    assert run(["XA"]).exit_code == 0
+    pdf = project / "reports" / "XA" / "2024Q4" / "report.pdf"
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    index = (project / "reports" / "index.html").read_text()
+    assert 'href="XA/2024Q4/report.pdf"' in index
+    timings = json.loads((pdf.parent / "timings.json").read_text())
+    assert set(timings["render"]) == {"html", "pdf"}
+
+
+def test_without_chromium_the_html_report_stands_and_the_missing_pdf_is_said(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLM_CHROMIUM", str(project / "no-such-browser"))
+    summary = run(["XA"])
+    r = summary.results[0]
+    assert r.status == "succeeded"
+    assert (project / "reports" / "XA" / "2024Q4" / "report.html").is_file()
+    assert not (project / "reports" / "XA" / "2024Q4" / "report.pdf").exists()
+    assert "report.pdf not written: Chromium is not installed" in r.message()

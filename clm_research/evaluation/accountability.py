@@ -1,7 +1,7 @@
 """The accountability loop: issue funnel, time to resolution (Kaplan–Meier) and Cox regression.
 
 An issue is *identified*, may be *escalated* beyond the facility, an *action agreed* with duty
-bearers, and *resolved*. Issues still open at the as-of date are right-censored: their time to
+bearers, and *resolved*; the funnel counts each issue once, at the furthest stage it reached. Issues still open at the as-of date are right-censored: their time to
 resolution is at least the time they have been open, never "unresolved = failed".
 """
 
@@ -30,7 +30,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FUNNEL_STAGES",
+    "STAGE_LABELS",
     "FunnelResult",
+    "furthest_stage",
     "SurvivalResult",
     "CoxResult",
     "issue_funnel",
@@ -49,32 +51,55 @@ FUNNEL_STAGES: tuple[tuple[str, str | None], ...] = (
 
 
 # ----------------------------------------------------------------------------- funnel
+#: Plain labels of the funnel's stages (for tables and figures).
+STAGE_LABELS: dict[str, str] = {
+    "identified": "Identified",
+    "escalated": "Escalated beyond the facility",
+    "action_agreed": "Action agreed with duty bearers",
+    "resolved": "Resolved",
+}
+
+
 @dataclass
 class FunnelResult:
-    """Issue counts at each stage, overall and by group, with shares of identified issues."""
+    """Issues by the furthest stage of the loop they reached, overall and by group.
+
+    ``scope`` says which issues were counted (e.g. "issues identified in 2024Q4" or "all
+    issues identified 2023Q1–2024Q4") and ``as_of`` the date their stage was read at.
+    """
 
     table: pd.DataFrame
     by: tuple[str, ...]
     as_of: pd.Timestamp | None
+    scope: str = "all issues in the log"
 
     def summary(self) -> pd.DataFrame:
-        """Tidy table: group columns, stage, issues, share_of_identified, share_of_previous."""
+        """Tidy table: group columns, stage, issues (reached at least this stage),
+        stopped_here (furthest stage), without_own_date, share_of_identified,
+        share_of_previous."""
         return self.table.copy()
 
-    def plot(self, ax: Axes | None = None) -> Figure:
-        """Horizontal bars of the overall funnel (share of identified issues reaching each stage)."""
-        fig, ax = new_axes(ax, figsize=(7, 3.5))
-        overall = self.table
+    def overall(self) -> pd.DataFrame:
+        """The rows of the whole scope (every ``by`` column equal to ``all``)."""
+        t = self.table
         for c in self.by:
-            overall = overall[overall[c] == "all"]
-        ax.barh(overall["stage"][::-1], overall["share_of_identified"][::-1], color="tab:blue")
-        for y, (v, n) in enumerate(
-            zip(overall["share_of_identified"][::-1], overall["issues"][::-1], strict=True)
-        ):
-            ax.text(v, y, f" {v:.0%} (n={n})", va="center", fontsize="small")
-        ax.set_xlim(0, 1.15)
-        ax.set_xlabel("share of identified issues")
-        ax.set_title("Accountability loop: issues reaching each stage")
+            t = t[t[c] == "all"]
+        return t.reset_index(drop=True)
+
+    def plot(self, ax: Axes | None = None) -> Figure:
+        """Horizontal bars: share of identified issues that reached each stage (or further)."""
+        from matplotlib.ticker import PercentFormatter
+
+        fig, ax = new_axes(ax, figsize=(7, 3.2))
+        overall = self.overall()
+        labels = [STAGE_LABELS.get(s, s) for s in overall["stage"]][::-1]
+        shares = overall["share_of_identified"].to_numpy(float)[::-1]
+        ax.barh(labels, shares, color="#0072B2")
+        for y, (v, n) in enumerate(zip(shares, overall["issues"].to_numpy()[::-1], strict=True)):
+            ax.text(v, y, f" {n:,} ({v:.0%})", va="center")
+        ax.set_xlim(0, 1.25)
+        ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        ax.set_xlabel(f"Share of identified issues reaching the stage or further ({self.scope})")
         return fig
 
 
@@ -88,28 +113,63 @@ def _as_of(issues: pd.DataFrame, as_of: Any, date_columns: Sequence[str]) -> pd.
     return max(dates)
 
 
-def issue_funnel(
+def furthest_stage(
     issues: pd.DataFrame,
-    by: Sequence[str] = ("category",),
     *,
     as_of: Any = None,
     escalated_column: str = "escalated_on",
     action_column: str = "action_agreed_on",
     resolved_column: str = "resolved_on",
-) -> FunnelResult:
-    """Count issues identified → escalated → action agreed → resolved, overall and by each ``by`` column.
+) -> pd.Series:
+    """The furthest stage each issue reached by ``as_of`` (0 identified … 3 resolved).
 
-    A stage counts when its date is recorded on or before ``as_of`` (default: the latest date in
-    the log). The stages are not strictly nested: an action can be agreed with the facility
-    without escalation, so ``share_of_previous`` can exceed 1 between "escalated" and
-    "action_agreed"; ``share_of_identified`` is the headline share. Each ``by`` column is tabulated separately (plus an ``all`` row), e.g.
-    ``by=("category", "escalation_level")``.
+    A stage counts when its date is recorded on or before ``as_of``; the furthest such stage
+    is the issue's. An issue resolved at the facility without a recorded escalation has
+    reached "resolved": it is counted once, there, and in the funnel it has passed the earlier
+    stages (the loop is closed whichever way it was closed).
+    """
+    cols = [escalated_column, action_column, resolved_column]
+    require_columns(issues, cols, "furthest_stage")
+    cutoff = _as_of(issues, as_of, cols)
+    stage = np.zeros(len(issues), dtype=int)
+    for k, c in enumerate(cols, start=1):
+        d = pd.to_datetime(issues[c], errors="coerce")
+        stage = np.where((d.notna() & (d <= cutoff)).to_numpy(), k, stage)
+    return pd.Series(stage, index=issues.index, name="furthest_stage")
+
+
+def issue_funnel(
+    issues: pd.DataFrame,
+    by: Sequence[str] = ("category",),
+    *,
+    as_of: Any = None,
+    rounds: Sequence[str] | None = None,
+    escalated_column: str = "escalated_on",
+    action_column: str = "action_agreed_on",
+    resolved_column: str = "resolved_on",
+) -> FunnelResult:
+    """Issues identified → escalated → action agreed → resolved, each counted once.
+
+    Every issue is placed at the furthest stage it reached by ``as_of`` (default: the latest
+    date in the log; :func:`furthest_stage`), and a stage's count is the number of issues that
+    reached it *or a later one*, so identified ≥ escalated ≥ action agreed ≥ resolved by
+    construction and no share exceeds 100%. ``stopped_here`` counts each issue once, at its
+    furthest stage (the column sums to the issues identified); ``without_own_date`` counts the
+    issues counted at a stage that passed it without its date recorded (e.g. resolved at the
+    facility without escalation). Each ``by`` column is tabulated separately, plus an ``all``
+    row.
+
+    Parameters
+    ----------
+    rounds
+        Keep the issues identified in these rounds (column ``round``), e.g. the reporting round
+        only; default every issue in the log. The scope is stated in :attr:`FunnelResult.scope`.
 
     Returns
     -------
     FunnelResult
-        ``summary()`` columns: ``<by columns>``, ``stage``, ``issues``, ``share_of_identified``,
-        ``share_of_previous``.
+        ``summary()`` columns: ``<by columns>``, ``stage``, ``issues``, ``stopped_here``,
+        ``without_own_date``, ``share_of_identified``, ``share_of_previous``.
     """
     what = "issue_funnel"
     cols = [escalated_column, action_column, resolved_column]
@@ -117,26 +177,42 @@ def issue_funnel(
     if issues.empty:
         raise EvaluationError(f"{what}: the issue log is empty")
     cutoff = _as_of(issues, as_of, cols)
-    reached = pd.DataFrame(index=issues.index)
-    reached["identified"] = True
-    for (stage, col), c in zip(FUNNEL_STAGES[1:], cols, strict=True):
+    scope = "all issues in the log"
+    if rounds is not None:
+        require_columns(issues, ["round"], what)
+        wanted = [str(r) for r in rounds]
+        issues = issues[issues["round"].astype("string").isin(wanted)]
+        span = wanted[0] if len(wanted) == 1 else f"{min(wanted)}–{max(wanted)}"
+        scope = f"issues identified in {span}"
+        if issues.empty:
+            raise EvaluationError(f"{what}: no issue was identified in {span}")
+    stage = furthest_stage(
+        issues,
+        as_of=cutoff,
+        escalated_column=escalated_column,
+        action_column=action_column,
+        resolved_column=resolved_column,
+    ).to_numpy()
+    own = np.ones((len(issues), len(FUNNEL_STAGES)), dtype=bool)
+    for k, c in enumerate(cols, start=1):
         d = pd.to_datetime(issues[c], errors="coerce")
-        reached[stage] = (d.notna() & (d <= cutoff)).to_numpy()
-        del col
+        own[:, k] = (d.notna() & (d <= cutoff)).to_numpy()
     stages = [s for s, _ in FUNNEL_STAGES]
-    frames = []
+    rows: list[dict[str, Any]] = []
     groupings: list[str | None] = [None, *by]
     for g in groupings:
         keys = (
             pd.Series("all", index=issues.index)
             if g is None
             else issues[g].astype("string").fillna("not recorded")
-        )
-        counts = reached.groupby(keys.to_numpy()).sum()[stages]
-        for level_value, row in counts.iterrows():
-            prev = None
-            for s in stages:
-                n = int(row[s])
+        ).to_numpy()
+        for level_value in sorted(pd.unique(keys)):
+            sel = keys == level_value
+            st, ow = stage[sel], own[sel]
+            identified = int(sel.sum())
+            prev: int | None = None
+            for k, s in enumerate(stages):
+                n = int((st >= k).sum())
                 rec: dict[str, Any] = dict.fromkeys(by, "all")
                 if g is not None:
                     rec[g] = level_value
@@ -144,17 +220,17 @@ def issue_funnel(
                     {
                         "stage": s,
                         "issues": n,
-                        "share_of_identified": n / row["identified"]
-                        if row["identified"]
-                        else math.nan,
-                        "share_of_previous": (n / prev if prev else math.nan)
-                        if prev is not None
-                        else 1.0,
+                        "stopped_here": int((st == k).sum()),
+                        "without_own_date": int(((st >= k) & ~ow[:, k]).sum()),
+                        "share_of_identified": n / identified if identified else math.nan,
+                        "share_of_previous": 1.0
+                        if prev is None
+                        else (n / prev if prev else math.nan),
                     }
                 )
-                frames.append(rec)
+                rows.append(rec)
                 prev = n
-    return FunnelResult(pd.DataFrame(frames), tuple(by), cutoff)
+    return FunnelResult(pd.DataFrame(rows), tuple(by), cutoff, scope)
 
 
 # ----------------------------------------------------------------------------- durations
@@ -234,10 +310,13 @@ def _km(days: np.ndarray, event: np.ndarray, level: float) -> tuple[Any, dict[st
         "resolved": int(event.sum()),
         "open": int(len(days) - event.sum()),
     }
-    try:
-        med = float(sf.quantile(0.5))
-    except Exception:
-        med = math.nan
+    # The median is the first time S(t) <= 0.5, as the indicator engine's duration indicators
+    # (clm_research.indicators, same tolerance): statsmodels' quantile() follows SAS's strict
+    # S(t) < 0.5, which moves the median to the next event time whenever S reaches exactly 0.5.
+    from clm_research.indicators import KM_TOLERANCE
+
+    reached = np.flatnonzero(np.asarray(sf.surv_prob) <= 0.5 + KM_TOLERANCE)
+    med = float(sf.surv_times[reached[0]]) if len(reached) else math.nan
     try:
         with np.errstate(divide="ignore", invalid="ignore"):
             lo, hi = sf.quantile_ci(0.5, alpha=1 - level)

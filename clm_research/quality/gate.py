@@ -4,7 +4,8 @@ Row-level verdicts come from vectorised pandas masks (:mod:`clm_research.quality
 what ingestion found while reading (unreadable cells, duplicate submissions, truncated rows).
 The same rules, as Great Expectations 1.x suites generated from the schema
 (:mod:`clm_research.quality.suites`), are run on the same rows in an ephemeral GX context to give
-the table verdicts and the Data Docs (HTML) in ``reports/<country>/data_docs/``; a test checks
+the table verdicts and the Data Docs in ``reports/<country>/data_docs/`` (one offline page:
+:mod:`clm_research.quality.docs`); a test checks
 that GX's unexpected counts and the quarantine agree. Per-row failures go to
 ``data/quarantine/<country>/<table>.parquet`` with ``failed_rules`` (``"range:wait_minutes;
 not_null:sex"``), ``source_file`` and ``source_row``. ``accepted + quarantined == input`` is
@@ -13,6 +14,7 @@ checked on every run. GX is imported only when it is used (``GX_ANALYTICS_ENABLE
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from clm_research.paths import country_report_dir, display_path
+from clm_research.quality.docs import expectation_record, write_data_docs
 from clm_research.quality.rules import failed_rules_column, row_masks
 from clm_research.quality.suites import build_suite, expectation_specs, framework_columns, import_gx
 from clm_research.schema import TABLES
@@ -285,10 +288,10 @@ def run_gx(
         a failed table-level expectation such as a missing column); the Data Docs index.
     """
     gx = import_gx()
-    # The verdict needs each expectation's success and unexpected count (BASIC); SUMMARY adds
-    # the unexpected row indices, which cost a full-table filter per expectation and are only
-    # shown in the Data Docs (the per-row failures are the quarantine's, from rules.py).
-    result_format = "SUMMARY" if data_docs else "BASIC"
+    # The verdict needs each expectation's success and unexpected count (BASIC). The Data Docs
+    # are the project's own page (quality.docs): GX's site loads its assets from CDNs, so it
+    # is blank offline and tells those hosts whenever a report is read.
+    result_format = "BASIC"
     context = gx.get_context(mode="ephemeral")
     try:
         from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -297,19 +300,7 @@ def run_gx(
     except Exception:  # pragma: no cover - older/newer GX without this knob
         pass
     docs_dir = country_report_dir(country) / "data_docs"
-    if data_docs:
-        docs_dir.mkdir(parents=True, exist_ok=True)
-        context.add_data_docs_site(
-            site_name="clm",
-            site_config={
-                "class_name": "SiteBuilder",
-                "store_backend": {
-                    "class_name": "TupleFilesystemStoreBackend",
-                    "base_directory": str(docs_dir),
-                },
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            },
-        )
+    records: list[dict[str, Any]] = []
     source = context.data_sources.add_pandas(f"clm_{country}")
     # only the keys some foreign key points at (not, e.g., a million interview ids)
     referenced = {
@@ -352,13 +343,18 @@ def run_gx(
         )
         failed: dict[str, int] = {}
         for er in run.results:
+            if data_docs:
+                records.append(expectation_record(name, er))
             if er.success:
                 continue
             label = (er.expectation_config.meta or {}).get("rule", er.expectation_config.type)
             cnt = er.result.get("unexpected_count") if er.result else None
             failed[label] = int(cnt) if cnt is not None else -1
         results[name] = (bool(run.success), failed)
-    if data_docs:
-        context.build_data_docs(site_names=["clm"])
-    index = docs_dir / "index.html"
-    return results, (index if data_docs and index.is_file() else None)
+    if not data_docs:
+        return results, None
+    if docs_dir.is_dir():  # an earlier GX-built site: its pages refer to CDNs
+        for old in ("validations", "expectations", "static"):
+            shutil.rmtree(docs_dir / old, ignore_errors=True)
+    index = write_data_docs(country, records, docs_dir, created=str(as_of.date()))
+    return results, index

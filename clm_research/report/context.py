@@ -28,6 +28,8 @@ __all__ = [
     "indicator_table",
     "effect_panel",
     "clm_effects",
+    "rounds_with_data",
+    "require_period_data",
 ]
 
 
@@ -122,3 +124,57 @@ def clm_effects(country: str) -> pd.DataFrame:
     from clm_research.evaluation.effects import clm_effects as effects
 
     return effects(framework_of(country), country_tables(country))
+
+
+#: Tables with a reporting round (``round``) or month (``period``) column.
+_TIMED_TABLES: tuple[tuple[str, str], ...] = (
+    ("interviews", "round"),
+    ("observations", "round"),
+    ("issues", "round"),
+    ("routine", "period"),
+    ("outreach", "period"),
+)
+
+
+def rounds_with_data(country: str) -> dict[str, list[str]]:
+    """The reporting rounds each timed table has rows in (months mapped to their quarter)."""
+    from clm_research.periods import months_to_rounds
+
+    out: dict[str, list[str]] = {}
+    tables = country_tables(country)
+    for name, col in _TIMED_TABLES:
+        frame = tables.get(name)
+        if frame is None or col not in frame.columns or frame.empty:
+            continue
+        values = frame[col].dropna().astype(str)
+        rounds = months_to_rounds(values) if col == "period" else values
+        out[name] = sorted(set(rounds.astype(str)))
+    return out
+
+
+def require_period_data(country: str, period: str) -> None:
+    """Fail clearly when no table of ``country`` has a row in reporting round ``period``.
+
+    A report for a round without data would show an empty scorecard next to verdicts computed
+    from other rounds; the run must fail instead (and the last good report stay linked).
+
+    Raises
+    ------
+    ParamsError
+        Naming the round and, per table, the rounds that do have data.
+    """
+    from clm_research.errors import ParamsError
+
+    have = rounds_with_data(country)
+    if any(period in rounds for rounds in have.values()):
+        return
+    spans = "; ".join(
+        f"{name}: {r[0]}–{r[-1]}" if len(r) > 1 else f"{name}: {r[0]}"
+        for name, r in have.items()
+        if r
+    )
+    raise ParamsError(
+        f"{country}: no data for reporting round {period} in any table "
+        f"({spans or 'no dated rows at all'}); choose a round with data (--period) or add "
+        f"the round's exports to data/raw/{country}/"
+    )

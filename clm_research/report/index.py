@@ -38,6 +38,14 @@ def _rel(path: str | None, base: Path) -> str | None:
     return path if (base / path).is_file() else None
 
 
+def _pdf_of(link: str | None, base: Path) -> str | None:
+    """The ``report.pdf`` beside a linked ``report.html`` (when it was written)."""
+    if not link:
+        return None
+    pdf = Path(link).with_suffix(".pdf").as_posix()
+    return pdf if (base / pdf).is_file() else None
+
+
 def collect_status(base: Path | None = None) -> list[dict[str, Any]]:
     """One record per country (known from params or with a report folder), sorted by code."""
     base = base or reports_dir()
@@ -75,6 +83,9 @@ def render_index(rows: list[dict[str, Any]], base: Path, synthesis: str | None =
             if link
             else "no report yet"
         )
+        pdf = _pdf_of(link, base)
+        if pdf:
+            report += f' · <a href="{esc(pdf)}">PDF</a>'
         message = good.get("headline", "") if status != "failed" else last.get("message", "")
         when = last.get("finished", "")
         body.append(
@@ -89,17 +100,23 @@ def render_index(rows: list[dict[str, Any]], base: Path, synthesis: str | None =
         )
     syn = ""
     if synthesis:
-        syn = f'<p>Multi-country synthesis: <a href="{esc(synthesis)}">pooled effects and forest plots</a></p>'
+        pdf = _pdf_of(synthesis, base)
+        pdf_link = f' (<a href="{esc(pdf)}">PDF</a>)' if pdf else ""
+        syn = (
+            f'<p>Multi-country synthesis: <a href="{esc(synthesis)}">pooled effects and forest '
+            f"plots</a>{pdf_link}</p>"
+        )
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         "<title>CLM evaluation reports</title>"
         f"<style>{_CSS}</style></head><body>"
         "<h1>Community-led monitoring: evaluation reports</h1>"
-        "<p>One report per country and reporting round. Status is that of the last run; "
-        "a failed run never replaces the last good report, which stays linked.</p>"
+        "<p>One report per country and reporting round, as a web page and as a PDF (A4). Status "
+        "is that of the last run; a failed run never replaces the last good report, which "
+        "stays linked.</p>"
         f"{syn}"
         "<table><thead><tr><th>Country</th><th>Last run</th><th>Round</th><th>Report</th>"
-        "<th>Headline verdicts / error</th><th>Finished (UTC)</th></tr></thead>"
+        "<th>Headline / error</th><th>Finished (UTC)</th></tr></thead>"
         f"<tbody>{''.join(body)}</tbody></table></body></html>\n"
     )
 

@@ -9,21 +9,30 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from typing import TYPE_CHECKING, Any
 
 from clm_research.evaluation.planned import PlannedAnalysis, country_plan, run_plan
 from clm_research.report.context import country_tables, framework_of
-from clm_research.report.figures import pyplot_axes
+from clm_research.report.figures import ReportFigure, new_figure
+from clm_research.report.format import (
+    Cell,
+    Column,
+    IndicatorFormat,
+    PresentationTable,
+    format_p,
+)
 from clm_research.report.impact import its_result_figure
 
 if TYPE_CHECKING:
     import pandas as pd
-    from matplotlib.figure import Figure
 
 __all__ = [
     "planned_analysis",
     "plan_status",
     "plan_table",
+    "plan_table_display",
+    "results_display",
     "statement",
     "deviations_html",
     "deviations_markdown",
@@ -90,6 +99,119 @@ def plan_table(analysis: PlannedAnalysis) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: How the plan's coded values read in a report.
+_WORDS: dict[str, str] = {
+    "did": "difference-in-differences",
+    "its": "interrupted time series",
+    "pre_post": "before and after",
+    "stepped_wedge": "stepped wedge",
+    "cluster_rct": "cluster randomised trial",
+    "none": "none (each facility is its own control)",
+    "never_monitored": "facilities never under CLM",
+    "not_yet_monitored": "facilities not yet under CLM (later waves)",
+    "randomised_control": "randomised control arm",
+}
+
+
+def _words(analysis: PlannedAnalysis, field: str, text: str) -> str:
+    """A plan value in words: codes spelled out, indicator ids as their labels."""
+    if not text or text == "as planned":
+        return text
+    if field in ("primary indicator", "secondary indicators"):
+        fw = framework_of(analysis.country)
+        parts = [p.strip() for p in text.split(",")]
+        return "; ".join(fw.indicator(p).label if p in fw.ids else p for p in parts)
+    return _WORDS.get(text, text)
+
+
+def plan_table_display(analysis: PlannedAnalysis) -> PresentationTable:
+    """The plan next to this run, as a table in words (a changed field is marked)."""
+    t = PresentationTable(
+        [
+            Column("Field", align="left", width="22%"),
+            Column("Pre-registered plan", align="left", wrap=True),
+            Column("This run", align="left", wrap=True),
+        ]
+    )
+    for rec in plan_table(analysis).to_dict("records"):
+        planned = _words(analysis, str(rec["field"]), str(rec["planned"] or ""))
+        used = _words(analysis, str(rec["field"]), str(rec["this run"] or ""))
+        row: list[str | Cell] = [
+            str(rec["field"]).capitalize(),
+            planned if planned else t.missing("Not part of the plan."),
+        ]
+        if used == "as planned" or not used:
+            row.append(Cell("as planned"))
+        else:
+            row.append(Cell(used, css="verdict-worse" if planned and used != planned else ""))
+        t.add_row(row)
+    return t
+
+
+_PRETREND = re.compile(r"joint p = ([0-9.eE-]+)")
+
+
+def results_display(analysis: PlannedAnalysis) -> PresentationTable:
+    """The planned analysis' results: primary and secondary indicators, in their units, with
+    the parallel-trends check of each as a column (its explanation once, under the table)."""
+    s = analysis.summary()
+    fw = framework_of(analysis.country)
+    sig = next((c for c in s.columns if str(c).startswith("p <")), None)
+    t = PresentationTable(
+        [
+            Column("Role", align="left"),
+            Column("Indicator (unit)", align="left", wrap=True, width="30%"),
+            Column("Effect (CI)", wrap=True),
+            Column("p"),
+            Column(f"p < {analysis.alpha:g}", align="left"),
+            Column("Parallel-trends check (joint p)", wrap=True),
+        ]
+    )
+    generic: list[str] = []
+    for _, r in s.iterrows():
+        iid = str(r["indicator_id"])
+        ind = fw.indicator(iid) if iid in fw.ids else None
+        est = r["estimate"]
+        fmt = (
+            IndicatorFormat(ind.type, ind.unit, abs(float(est)))
+            if ind is not None and est == est
+            else IndicatorFormat("value")
+        )
+        label = fmt.label(ind.label) if ind is not None else str(r["indicator"])
+        if est == est:
+            f = fmt.for_effect(est, r["ci_low"], r["ci_high"])
+            unit = " pp" if fmt.kind == "proportion" else ""
+            effect: str | Cell = (
+                f"{f.difference(est, with_unit=False)}{unit} "
+                f"({r['ci_level']} CI {f.interval(r['ci_low'], r['ci_high'], sign=True)})"
+            )
+        else:
+            effect = t.missing(str(r.get("note") or "Not estimated."))
+        note = str(r.get("note") or "")
+        m = _PRETREND.search(note)
+        pre: str | Cell = format_p(float(m.group(1))) if m else t.missing("No pre-period check.")
+        if m:
+            rest = _PRETREND.sub("joint p shown in the table", note)
+            generic.append(rest)
+        elif note and est == est:
+            pre = t.missing(note)
+        t.add_row(
+            [
+                str(r["role"]).capitalize(),
+                label,
+                effect,
+                format_p(r["p_value"]),
+                str(r[sig]) if sig is not None and r[sig] else t.missing("No p-value."),
+                pre,
+            ]
+        )
+    t.note(f"Method: {s['method'].iloc[0]}." if len(s) and s["method"].nunique() == 1 else "")
+    for n in dict.fromkeys(generic):
+        t.note(n)
+    t.notes = [n for n in t.notes if n]
+    return t
+
+
 def statement(analysis: PlannedAnalysis) -> str:
     """The primary result in one plain sentence, with the planned minimum effect."""
     p = analysis.primary
@@ -102,11 +224,20 @@ def statement(analysis: PlannedAnalysis) -> str:
         if math.isfinite(e.p_value) and e.p_value < analysis.alpha
         else "compatible with no change"
     )
+    ind = framework_of(analysis.country).indicator(analysis.plan.primary_indicator)
+    fmt = IndicatorFormat(ind.type, ind.unit, abs(e.estimate)).for_effect(
+        e.estimate, e.ci_low, e.ci_high
+    )
+    ptext = format_p(e.p_value)
+    ptext = f"p {ptext[0]} {ptext[1:]}" if ptext[0] in "<>" else f"p = {ptext}"
     return (
-        f"Primary analysis ({p.label}, {analysis.run_config.get('design')}): CLM changed it by "
-        f"{e.estimate:+.3g} ({level} CI {e.ci_low:+.3g} to {e.ci_high:+.3g}, p = "
-        f"{e.p_value:.2g}) — {verdict} at the pre-registered alpha {analysis.alpha:g}. The plan "
-        f"was powered for a minimum detectable effect of {analysis.plan.minimum_detectable_effect:+g}."
+        f"Primary analysis ({p.label}, "
+        f"{_WORDS.get(str(analysis.run_config.get('design')), analysis.run_config.get('design'))}): "
+        "CLM changed it by "
+        f"{fmt.difference(e.estimate)} ({level} CI {fmt.interval(e.ci_low, e.ci_high, sign=True)}, "
+        f"{ptext}) — {verdict} at the pre-registered alpha {analysis.alpha:g}. The plan "
+        f"was powered for a minimum detectable effect of "
+        f"{fmt.difference(analysis.plan.minimum_detectable_effect)}."
     )
 
 
@@ -139,7 +270,7 @@ def deviations_markdown(analysis: PlannedAnalysis) -> str:
     )
 
 
-def plan_figure(analysis: PlannedAnalysis) -> Figure | None:
+def plan_figure(analysis: PlannedAnalysis) -> ReportFigure | None:
     """The primary result's figure (event-time profile, ITS, …); ``None`` if not run."""
     if analysis.primary.result is None:
         return None
@@ -148,10 +279,34 @@ def plan_figure(analysis: PlannedAnalysis) -> Figure | None:
     res = analysis.primary.result
     if "intervention_start" in res.diagnostics and isinstance(res, ITSResult):
         return its_result_figure(res, analysis.primary.label)
-    fig, ax = pyplot_axes()
+    ind = framework_of(analysis.country).indicator(analysis.plan.primary_indicator)
+    fmt = IndicatorFormat(ind.type, ind.unit, abs(res.primary.estimate))
+    fig, ax = new_figure(height=3.8)
     res.plot(ax=ax)
-    ax.set_title(f"{analysis.primary.label}: {res.method}", fontsize=10)
-    return fig
+    ax.set_title("")  # the method's own (centred) title: replaced by the one below
+    unit = "percentage points" if fmt.kind == "proportion" else fmt.unit_text
+    ax.set_ylabel(f"Effect on {ind.short_label or ind.label}" + (f" ({unit})" if unit else ""))
+    ax.set_title(f"{analysis.primary.label}: {res.method}", loc="left")
+    profile = getattr(res, "profile", None)
+    if profile is not None and len(profile):
+        ax.set_xlabel("Rounds since CLM started (negative: before, a check of parallel trends)")
+        leg = ax.get_legend()
+        if leg is not None:
+            leg.set_title("Event time")
+        pre = profile[profile["pre"].astype(bool)]
+        post = profile[~profile["pre"].astype(bool)]
+        alt = (
+            f"Event-study chart of the effect of CLM on {ind.label} by rounds since CLM "
+            f"started, with 95% intervals: {len(pre)} estimates before the start (between "
+            f"{fmt.difference(pre['estimate'].min())} and {fmt.difference(pre['estimate'].max())}, "
+            f"a check of parallel trends) and {len(post)} after (between "
+            f"{fmt.difference(post['estimate'].min())} and {fmt.difference(post['estimate'].max())})."
+            if len(pre) and len(post)
+            else f"Chart of the effect of CLM on {ind.label} by rounds since CLM started."
+        )
+    else:
+        alt = "Chart of the planned analysis' effects: " + "; ".join(res.statements())
+    return ReportFigure(fig, alt)
 
 
 def _text(v: Any) -> str:

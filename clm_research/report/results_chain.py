@@ -18,9 +18,9 @@ from clm_research.report.context import country_tables, framework_of, indicator_
 
 if TYPE_CHECKING:
     import pandas as pd
-    from matplotlib.figure import Figure
 
     from clm_research.evaluation.chain import ChainResult
+    from clm_research.report.figures import ReportFigure
 
 __all__ = [
     "chain_result",
@@ -30,6 +30,7 @@ __all__ = [
     "chain_paragraph",
     "chain_links",
     "untested_links",
+    "untested_markdown",
 ]
 
 
@@ -49,9 +50,14 @@ def progress_status(country: str, period: str) -> dict[str, str]:
     return {str(i): str(r) for i, r in zip(t["indicator_id"], t["rag"], strict=True)}
 
 
-def chain_figure(country: str, period: str, seed: int) -> Figure:
-    """The results-chain diagram, boxes coloured by their status in ``period``."""
-    return chain_result(country, seed).plot(status=progress_status(country, period))
+def chain_figure(country: str, period: str, seed: int) -> ReportFigure:
+    """The results-chain diagram, boxes coloured by their status in ``period``, with its
+    alternative text (:func:`chain_alt_text`)."""
+    from clm_research.report.figures import ReportFigure
+
+    status = progress_status(country, period)
+    result = chain_result(country, seed)
+    return ReportFigure(result.plot(status=status), result.alt_text(status=status))
 
 
 def chain_alt_text(country: str, period: str, seed: int) -> str:
@@ -72,3 +78,18 @@ def chain_links(country: str, seed: int) -> pd.DataFrame:
 def untested_links(country: str, seed: int) -> pd.DataFrame:
     """The links that could not be tested in this country, with the reason."""
     return chain_result(country, seed).not_estimable()
+
+
+def untested_markdown(country: str, seed: int) -> str:
+    """The untested links as a Markdown list ("not collected" where a table or column is
+    absent), or a sentence saying every declared link was tested."""
+    result = chain_result(country, seed)
+    links = result.links[result.links["status"] != "estimated"]
+    if links.empty:
+        return "Every link of the results chain could be tested with this country's data."
+    lines = ["Links that could not be tested here, and why:"]
+    for up, down, reason in zip(
+        links["upstream_label"], links["downstream_label"], links["reason"], strict=True
+    ):
+        lines.append(f"- {up} → {down}: {reason}")
+    return "\n".join(lines)

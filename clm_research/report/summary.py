@@ -1,38 +1,54 @@
-"""The report's first screen: the progress scorecard of every outcome and impact indicator.
+"""The report's first screen: a headline in words, then the progress scorecard.
 
-One row per indicator: its baseline (first round) and latest (reporting round) value, its
-target and whether the target is met (:func:`~clm_research.evaluation.progress.
-progress_to_target`), the CLM effect with its 95% CI and adjusted p-value and the verdict
-(:func:`~clm_research.evaluation.effects.clm_effects`), and one plain-language sentence.
+One scorecard row per outcome and impact indicator: its baseline (first round) and latest
+(reporting round) value, its target and whether the target is met (:func:`~clm_research.
+evaluation.progress.progress_to_target`), the CLM effect with its multiplicity-adjusted
+interval and p-value and the verdict (:func:`~clm_research.evaluation.effects.clm_effects`; the
+rule is :func:`~clm_research.evaluation.effects.verdict_rule`), and one plain-language
+sentence. :func:`build_scorecard` keeps full-precision numbers (saved for reuse);
+:func:`scorecard_display` is the table a reader sees; :func:`headline` names what improved.
 """
 
 from __future__ import annotations
 
+import html
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from clm_research.evaluation.effects import EFFECT_VERDICTS
+from clm_research.evaluation.effects import EFFECT_VERDICTS, FDR, verdict_rule
 from clm_research.report.context import clm_effects, framework_of, indicator_table, params_of
-from clm_research.report.tables import SUPPRESSED, format_value
+from clm_research.report.format import Cell, Column, IndicatorFormat, PresentationTable
+from clm_research.report.tables import SUPPRESSED
 
 if TYPE_CHECKING:
     import pandas as pd
-    from pandas.io.formats.style import Styler
 
     from clm_research.framework import Framework, Indicator
 
 __all__ = [
     "VERDICTS",
+    "VERDICT_SYMBOLS",
     "TARGET_STATUSES",
     "target_status",
     "build_scorecard",
     "progress_scorecard",
     "scorecard_display",
+    "scorecard_legend",
     "headline",
+    "headline_html",
 ]
 
 #: Plain-language verdicts on the CLM effect (the scorecard's ``verdict`` column).
 VERDICTS = EFFECT_VERDICTS
+
+#: The symbol printed with each verdict (colour is never the only cue).
+VERDICT_SYMBOLS: dict[str, str] = {
+    VERDICTS["improved"]: "▲",
+    VERDICTS["worse"]: "▼",
+    VERDICTS["null"]: "●",
+    VERDICTS["not_evaluated"]: "○",
+}
 
 #: What the scorecard's ``target_status`` column can say.
 TARGET_STATUSES: tuple[str, ...] = (
@@ -43,8 +59,13 @@ TARGET_STATUSES: tuple[str, ...] = (
     SUPPRESSED,
 )
 
+_TARGET_SHOWN = {
+    "target met": ("✓ met", "target-met"),
+    "target not met": ("✗ not met", "target-not-met"),
+}
 
-def _cell(indicators: pd.DataFrame, indicator_id: str, round_: str) -> pd.Series | None:
+
+def _cell(indicators: pd.DataFrame, indicator_id: str, round_: str) -> Any:
     sel = indicators[(indicators["indicator_id"] == indicator_id) & (indicators["round"] == round_)]
     return None if sel.empty else sel.iloc[0]
 
@@ -74,6 +95,14 @@ def target_status(ind: Indicator, indicators: pd.DataFrame, period: str) -> str:
     return "target met" if res.target_met else "target not met"
 
 
+def _num(v: Any) -> float:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return math.nan
+    return x if math.isfinite(x) else math.nan
+
+
 def build_scorecard(
     framework: Framework,
     indicators: pd.DataFrame,
@@ -91,15 +120,20 @@ def build_scorecard(
         :func:`~clm_research.indicators.compute_indicators` by ``round`` (``indicator_id``,
         ``round``, ``estimate``, ``suppressed``).
     effects
-        :func:`~clm_research.evaluation.effects.clm_effects` output.
+        :func:`~clm_research.evaluation.effects.clm_effects` output (the adjusted-interval
+        columns are optional: without them the adjusted interval is missing).
     baseline_round, period
         The first round and the reporting round.
 
     Returns
     -------
     DataFrame
-        ``indicator_id, indicator, level, baseline, latest, target, target_status,
-        effect (95% CI), adjusted p, verdict, in plain words``.
+        Full-precision numbers (for reuse; :func:`scorecard_display` formats them):
+        ``indicator_id, indicator, short_label, level, type, unit, direction, baseline,
+        baseline_suppressed, latest, latest_suppressed, target, target_status, effect,
+        ci_low, ci_high, ci_level_adjusted, ci_low_adjusted, ci_high_adjusted, p_adjusted,
+        time_unit, verdict, note, in plain words``; ``baseline_round`` and ``period`` are in
+        ``attrs``.
     """
     import pandas as pd
 
@@ -109,66 +143,119 @@ def build_scorecard(
         if ind.level not in ("outcomes", "impact"):
             continue
         base, last = _cell(indicators, ind.id, baseline_round), _cell(indicators, ind.id, period)
-        b = None if base is None or bool(base["suppressed"]) else base["estimate"]
+        b_sup = base is not None and bool(base["suppressed"])
         l_sup = last is not None and bool(last["suppressed"])
-        lv = None if last is None or l_sup else last["estimate"]
-        target = ind.target
+        b = math.nan if base is None or b_sup else _num(base["estimate"])
+        lv = math.nan if last is None or l_sup else _num(last["estimate"])
         e = eff.loc[ind.id] if ind.id in eff.index else None
-        est = None if e is None else e["estimate"]
-        has_eff = est is not None and pd.notna(est)
-        scale = 100 if ind.type == "proportion" else 1
-        unit = (
-            " percentage points"
-            if ind.type == "proportion"
-            else (f" {ind.unit}" if ind.unit else "")
-        )
-        effect = ""
-        if has_eff and e is not None:
-            effect = (
-                f"{e['estimate'] * scale:+.1f}{' pp' if ind.type == 'proportion' else ''} "
-                f"({e['ci_low'] * scale:+.1f} to {e['ci_high'] * scale:+.1f})"
-            )
-        verdict = e["verdict"] if e is not None else VERDICTS["not_evaluated"]
-        tstat = target_status(ind, indicators, period)
-        words = f"{ind.label}: "
-        if b is not None and lv is not None:
-            words += (
-                f"{format_value(b, ind.type)} in {baseline_round}, "
-                f"{format_value(lv, ind.type)} in {period}"
-            )
-        elif lv is not None:
-            words += f"{format_value(lv, ind.type)} in {period}"
-        else:
-            words += f"no publishable estimate for {period}"
-        if target is not None:
-            words += f" (target {format_value(target, ind.type)}: {tstat.replace('target ', '')})"
-        words += ". "
-        if has_eff and e is not None:
-            words += (
-                f"Compared with facilities not yet under CLM, CLM changed it by "
-                f"{e['estimate'] * scale:+.1f}{unit} (95% CI {e['ci_low'] * scale:+.1f} to "
-                f"{e['ci_high'] * scale:+.1f}; adjusted p = {e['p_adjusted']:.2g}): {verdict}."
-            )
-        else:
-            words += "No comparison group for this indicator: progress is descriptive only."
+
+        def get(col: str, e: Any = e) -> float:
+            return _num(e[col]) if e is not None and col in e.index else math.nan
+
+        est = get("estimate")
+        verdict = str(e["verdict"]) if e is not None else VERDICTS["not_evaluated"]
         rows.append(
             {
                 "indicator_id": ind.id,
                 "indicator": ind.label,
+                "short_label": ind.short_label or ind.label,
                 "level": ind.level,
-                "baseline": "" if b is None else format_value(b, ind.type),
-                "latest": SUPPRESSED
-                if l_sup
-                else ("" if lv is None else format_value(lv, ind.type)),
-                "target": "" if target is None else format_value(target, ind.type),
-                "target_status": tstat,
-                "effect (95% CI)": effect,
-                "adjusted p": f"{e['p_adjusted']:.3g}" if has_eff and e is not None else "",
+                "type": ind.type,
+                "unit": ind.unit,
+                "direction": ind.direction,
+                "baseline": b,
+                "baseline_suppressed": b_sup,
+                "latest": lv,
+                "latest_suppressed": l_sup,
+                "target": math.nan if ind.target is None else float(ind.target),
+                "target_status": target_status(ind, indicators, period),
+                "effect": est,
+                "ci_low": get("ci_low"),
+                "ci_high": get("ci_high"),
+                "ci_level_adjusted": get("ci_level_adjusted"),
+                "ci_low_adjusted": get("ci_low_adjusted"),
+                "ci_high_adjusted": get("ci_high_adjusted"),
+                "p_adjusted": get("p_adjusted"),
+                "time_unit": str(e["time_unit"]) if e is not None and "time_unit" in e else "",
                 "verdict": verdict,
-                "in plain words": words,
+                "note": str(e["note"]) if e is not None and "note" in e.index else "",
             }
         )
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    out["in plain words"] = [
+        _sentence(framework.indicator(str(r["indicator_id"])), r, baseline_round, period)
+        for r in rows
+    ]
+    out.attrs.update(baseline_round=baseline_round, period=period)
+    return out
+
+
+def _format_of(ind_type: str, unit: str, row: Any) -> IndicatorFormat:
+    """One format per indicator: its magnitude from the observed values (the target only
+    when there is none), so 0.85 condoms per condom required keeps two decimals."""
+    observed = [row["baseline"], row["latest"]]
+    finite = [abs(v) for v in observed if isinstance(v, float) and math.isfinite(v)]
+    if not finite and isinstance(row["target"], float) and math.isfinite(row["target"]):
+        finite = [abs(row["target"])]
+    return IndicatorFormat(ind_type, unit, max(finite) if finite else math.nan)
+
+
+def _level_text(fmt: IndicatorFormat, v: float) -> str:
+    """A level in a sentence, with its unit: ``74.0 minutes``, ``51.4%``."""
+    text = fmt.value(v)
+    if fmt.kind == "proportion" or not fmt.unit_text:
+        return text
+    return f"{text} {fmt.unit_text}"
+
+
+def _effect_unit(fmt: IndicatorFormat, row: Any) -> str:
+    """The effect's unit in words (a count's effect is per facility and month or round)."""
+    if fmt.kind == "proportion":
+        return " percentage points"
+    unit = fmt.unit_text
+    if fmt.kind == "count" and row.get("time_unit"):
+        unit = f"{unit} per facility per {row['time_unit']}".strip()
+    return f" {unit}" if unit else ""
+
+
+def _sentence(ind: Indicator, r: dict[str, Any], baseline_round: str, period: str) -> str:
+    fmt = _format_of(ind.type, ind.unit, r)
+    b, lv = r["baseline"], r["latest"]
+    words = f"{ind.label}: "
+    if math.isfinite(b) and math.isfinite(lv):
+        words += f"{_level_text(fmt, b)} in {baseline_round}, {_level_text(fmt, lv)} in {period}"
+    elif math.isfinite(lv):
+        words += f"{_level_text(fmt, lv)} in {period}"
+    else:
+        words += f"no publishable estimate for {period}"
+    if ind.target is not None:
+        status = r["target_status"].replace("target ", "")
+        words += f" (target {_level_text(fmt, ind.target)}: {status})"
+    words += ". "
+    if math.isfinite(r["effect"]):
+        f = fmt.for_effect(r["effect"], r["ci_low"], r["ci_high"])
+        unit = _effect_unit(fmt, r)
+        level = r["ci_level_adjusted"]
+        if math.isfinite(r["ci_low_adjusted"]) and math.isfinite(level):
+            interval = f"{level:.1%} adjusted CI {f.interval(r['ci_low_adjusted'], r['ci_high_adjusted'], sign=True)}"
+        else:
+            interval = f"95% CI {f.interval(r['ci_low'], r['ci_high'], sign=True)}"
+        words += (
+            f"Compared with facilities not yet under CLM, CLM changed it by "
+            f"{f.difference(r['effect'], with_unit=False)}{unit} ({interval}; adjusted "
+            f"{_p(r['p_adjusted'])}): {r['verdict']}."
+        )
+    else:
+        words += "No comparison group for this indicator: progress is descriptive only."
+    return words
+
+
+def _p(p: float) -> str:
+    """``p = 0.03`` or ``p < 0.001`` (for sentences)."""
+    from clm_research.report.format import format_p
+
+    text = format_p(p)
+    return f"p {text[0]} {text[1:]}" if text[0] in "<>" else f"p = {text}"
 
 
 def progress_scorecard(country: str, period: str) -> pd.DataFrame:
@@ -182,24 +269,210 @@ def progress_scorecard(country: str, period: str) -> pd.DataFrame:
     )
 
 
-def scorecard_display(scorecard: pd.DataFrame) -> Styler:
-    """The scorecard as a styled table (verdict coloured) without the id column."""
+def _adjusted_level(scorecard: pd.DataFrame) -> float:
+    levels = scorecard["ci_level_adjusted"].dropna()
+    return float(levels.iloc[0]) if len(levels) else math.nan
 
-    def colour(v: object) -> str:
-        if v == VERDICTS["improved"] or v == "target met":
-            return "background-color: #cfe8cf"
-        if v == VERDICTS["worse"]:
-            return "background-color: #f8d0cc"
-        return ""
 
-    shown = scorecard.drop(columns=["indicator_id", "in plain words"])
-    return shown.style.hide(axis="index").map(colour, subset=["verdict", "target_status"])
+def scorecard_display(
+    scorecard: pd.DataFrame, *, min_cell_size: int | None = None
+) -> PresentationTable:
+    """The scorecard as the reader sees it: grouped by level, formatted, footnoted, no codes.
+
+    Columns: indicator (with unit), baseline and latest (their rounds in the headers),
+    target, target met?, CLM effect with its adjusted interval, adjusted p, verdict (with a
+    symbol). Missing cells are dashes whose footnotes say why.
+    """
+    from clm_research.report.format import format_p
+
+    base_round = scorecard.attrs.get("baseline_round", "baseline")
+    period = scorecard.attrs.get("period", "latest")
+    level = _adjusted_level(scorecard)
+    effect_header = (
+        f"CLM effect ({level:.1%} adjusted CI)" if math.isfinite(level) else "CLM effect (95% CI)"
+    )
+    t = PresentationTable(
+        [
+            Column("Indicator (unit)", align="left", wrap=True, width="25%"),
+            Column(f"Baseline {base_round}"),
+            Column(f"Latest {period}"),
+            Column("Target"),
+            Column("Target met?", align="left"),
+            Column(effect_header, wrap=True, width="19%"),
+            Column("Adjusted p"),
+            Column("Verdict", align="left", wrap=True, width="17%"),
+        ],
+        css="scorecard",
+    )
+    small = f"fewer than {min_cell_size} respondents" if min_cell_size else "too few respondents"
+    for lvl in ("outcomes", "impact"):
+        part = scorecard[scorecard["level"] == lvl]
+        if part.empty:
+            continue
+        t.group("Outcomes" if lvl == "outcomes" else "Impact")
+        for _, r in part.iterrows():
+            fmt = _format_of(str(r["type"]), str(r["unit"]), r)
+            cells: list[str | Cell] = [fmt.label(str(r["indicator"]))]
+            for col, sup, rnd in (
+                ("baseline", "baseline_suppressed", base_round),
+                ("latest", "latest_suppressed", period),
+            ):
+                if bool(r[sup]):
+                    cells.append(t.missing(f"Suppressed: {small} (privacy).", text=SUPPRESSED))
+                elif math.isfinite(r[col]):
+                    cells.append(fmt.value(r[col]))
+                else:
+                    cells.append(t.missing(f"No data in round {rnd}."))
+            cells.append(
+                fmt.value(r["target"])
+                if math.isfinite(r["target"])
+                else t.missing("No target set in the framework.")
+            )
+            status = str(r["target_status"])
+            if status in _TARGET_SHOWN:
+                text, css = _TARGET_SHOWN[status]
+                cells.append(Cell(text, css=css))
+            elif status == "no target":
+                cells.append(t.missing("No target set in the framework."))
+            elif status == SUPPRESSED:
+                cells.append(t.missing(f"Suppressed: {small} (privacy).", text=SUPPRESSED))
+            else:
+                cells.append(t.missing(f"No data in round {period}."))
+            if math.isfinite(r["effect"]):
+                f = fmt.for_effect(r["effect"], r["ci_low"], r["ci_high"])
+                lo, hi = (
+                    (r["ci_low_adjusted"], r["ci_high_adjusted"])
+                    if math.isfinite(r["ci_low_adjusted"])
+                    else (r["ci_low"], r["ci_high"])
+                )
+                unit = " pp" if fmt.kind == "proportion" else ""
+                markers: tuple[str, ...] = ()
+                if fmt.kind == "count" and r.get("time_unit"):
+                    markers = (t.marker(f"Effect per facility per {r['time_unit']}."),)
+                cells.append(
+                    Cell(
+                        f"{f.difference(r['effect'], with_unit=False)}{unit} "
+                        f"({f.interval(lo, hi, sign=True)})",
+                        markers=markers,
+                    )
+                )
+                cells.append(format_p(r["p_adjusted"]))
+            else:
+                reason = str(r.get("note") or "") or "not evaluated: no comparison group"
+                reason = reason[0].upper() + reason[1:] + ("" if reason.endswith(".") else ".")
+                cells.append(t.missing(reason))
+                cells.append(t.missing(reason))
+            verdict = str(r["verdict"])
+            css = {
+                VERDICTS["improved"]: "verdict-improved",
+                VERDICTS["worse"]: "verdict-worse",
+                VERDICTS["null"]: "verdict-null",
+            }.get(verdict, "verdict-none")
+            cells.append(Cell(f"{VERDICT_SYMBOLS.get(verdict, '')} {verdict}".strip(), css=css))
+            t.add_row(cells)
+    return t
+
+
+def scorecard_legend(scorecard: pd.DataFrame, effects: pd.DataFrame | None = None) -> str:
+    """HTML legend under the scorecard: the verdict rule with this report's numbers, symbols."""
+    rule = verdict_rule(effects) if effects is not None else _rule_from(scorecard)
+    sym = " · ".join(f"{html.escape(s)} {html.escape(v)}" for v, s in VERDICT_SYMBOLS.items())
+    return (
+        '<div class="clm-legend"><p><b>How to read the verdicts.</b> '
+        f"{html.escape(rule)}</p><p>{sym}. ✓ / ✗: the latest value meets / misses the "
+        "framework's target. pp = percentage points. A verdict of <i>no clear change</i> "
+        "means the data cannot tell the effect from zero; it is not proof that CLM does "
+        "nothing.</p></div>"
+    )
+
+
+def _rule_from(scorecard: pd.DataFrame) -> str:
+    import pandas as pd
+
+    return verdict_rule(pd.DataFrame({"p_adjusted": scorecard["p_adjusted"].astype(float)}))
+
+
+def _join(items: Sequence[str]) -> str:
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _headline_parts(scorecard: pd.DataFrame) -> dict[str, list[str]]:
+    parts: dict[str, list[str]] = {k: [] for k in ("improved", "worse", "null", "not_evaluated")}
+    by_verdict = {v: k for k, v in VERDICTS.items()}
+    for _, r in scorecard.iterrows():
+        key = by_verdict.get(str(r["verdict"]), "not_evaluated")
+        name = str(r.get("short_label") or r["indicator"])
+        if name not in parts[key]:
+            parts[key].append(name)
+    return parts
 
 
 def headline(scorecard: pd.DataFrame) -> str:
-    """One line for the index page: verdict counts and targets met."""
-    v = scorecard["verdict"].value_counts()
-    parts = [f"{int(v.get(VERDICTS[k], 0))} {VERDICTS[k]}" for k in ("improved", "worse", "null")]
+    """The answer in words, generated from the scorecard: what improved, what did not.
+
+    E.g. "CLM facilities improved median waiting time, confidentiality and viral suppression;
+    worse: none; no clear change in respectful treatment and testing yield. Targets met: 1
+    of 18." Indicators without a comparison group are counted, not listed.
+    """
+    p = _headline_parts(scorecard)
+    sentences = []
+    if p["improved"]:
+        sentences.append(f"CLM facilities improved {_join(p['improved'])}")
+    else:
+        sentences.append("No indicator improved clearly with CLM")
+    if p["worse"]:
+        sentences.append(f"worse with CLM: {_join(p['worse'])}")
+    if p["null"]:
+        sentences.append(f"no clear change in {_join(p['null'])}")
+    text = "; ".join(sentences) + "."
     met = int((scorecard["target_status"] == "target met").sum())
     with_target = int(scorecard["target_status"].isin(["target met", "target not met"]).sum())
-    return f"{'; '.join(parts)}; targets met {met}/{with_target}"
+    text += f" Targets met: {met} of {with_target}."
+    n_ne = len(p["not_evaluated"])
+    if n_ne:
+        text += (
+            f" {n_ne} indicator{'s' if n_ne != 1 else ''} without a comparison group "
+            "(described, not evaluated)."
+        )
+    return text
+
+
+def headline_html(scorecard: pd.DataFrame, country_name: str = "", period: str = "") -> str:
+    """The headline as the first thing a reader sees (a box above the scorecard)."""
+    p = _headline_parts(scorecard)
+    esc = html.escape
+
+    def names(key: str) -> str:
+        return esc(_join(p[key]))
+
+    lines = []
+    if p["improved"]:
+        lines.append(
+            f'<li class="verdict-improved"><b>▲ Improved with CLM:</b> {names("improved")}.</li>'
+        )
+    else:
+        lines.append('<li class="verdict-null"><b>No indicator improved clearly with CLM.</b></li>')
+    lines.append(
+        f'<li class="verdict-worse"><b>▼ Worse with CLM:</b> {names("worse")}.</li>'
+        if p["worse"]
+        else '<li class="verdict-worse-none"><b>▼ Worse with CLM:</b> none.</li>'
+    )
+    if p["null"]:
+        lines.append(f'<li class="verdict-null"><b>● No clear change:</b> {names("null")}.</li>')
+    met = int((scorecard["target_status"] == "target met").sum())
+    with_target = int(scorecard["target_status"].isin(["target met", "target not met"]).sum())
+    n_ne = len(p["not_evaluated"])
+    tail = f"Targets met: {met} of {with_target}."
+    if n_ne:
+        tail += f" {n_ne} indicators have no comparison group and are described only."
+    where = f" in {esc(country_name)}" if country_name else ""
+    when = f", {esc(period)}" if period else ""
+    return (
+        f'<div class="clm-headline"><p class="clm-headline-q">Is CLM improving services'
+        f"{where}{when}? Compared with facilities not yet under CLM (adjusted for "
+        f"{int(scorecard['p_adjusted'].notna().sum())} indicators tested, FDR {FDR:.0%}):</p>"
+        f"<ul>{''.join(lines)}</ul><p>{esc(tail)}</p></div>"
+    )

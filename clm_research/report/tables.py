@@ -1,7 +1,7 @@
-"""Tables a report publishes: written next to the report as CSV and Parquet, and formatted.
+"""Tables a report publishes: written next to the report as CSV and Parquet, full precision.
 
 Every table a notebook shows is also saved (:func:`save_table`) so readers can reuse the
-numbers; :func:`format_value` is the one rule for how a number is printed in a report.
+numbers; how a number is *printed* is :mod:`clm_research.report.format`'s one rule.
 """
 
 from __future__ import annotations
@@ -45,27 +45,18 @@ def save_table(df: pd.DataFrame, name: str, output_dir: str | Path = ".") -> pd.
 
 
 def format_value(value: Any, kind: str, digits: int = 1) -> str:
-    """A number as a report prints it: percentages for proportions, thousands separators.
+    """A number as a report prints it (kept for callers of the earlier API).
 
-    Parameters
-    ----------
-    value
-        The number (missing or non-finite gives an empty string).
-    kind
-        The indicator type (``proportion`` is shown as a percentage).
-    digits
-        Decimals.
+    Delegates to :class:`clm_research.report.format.IndicatorFormat` (the one rule; ``digits``
+    fixes the decimals); a missing value is an empty string, as before.
     """
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+    from clm_research.report.format import IndicatorFormat, is_missing
+
+    if is_missing(value):
         return ""
     try:
         v = float(value)
     except (TypeError, ValueError):
         return str(value)
-    if not math.isfinite(v):
-        return ""
-    if kind == "proportion":
-        return f"{100 * v:.{digits}f}%"
-    if abs(v) >= 100:
-        return f"{v:,.0f}"
-    return f"{v:.{max(digits, 2)}g}" if abs(v) < 1 else f"{v:.{digits}f}"
+    fixed = None if kind in ("proportion", "count") else digits
+    return IndicatorFormat(kind, "", abs(v), fixed).value(v)

@@ -16,7 +16,8 @@ the step that failed (and, for a notebook, the cell and the error), updates
    programming (:func:`clm_research.disclosure.protect_tables`); a failed audit fails the run;
 5. **notebooks** — one kernel for the country, every notebook executed in it with papermill
    (:mod:`clm_research.run.kernel`), chapters first and the summary last;
-6. **render** — the HTML report (summary first, code hidden, images embedded, provenance);
+6. **render** — the HTML report (summary first, code hidden, images embedded, provenance) and
+   ``report.pdf`` printed from it by headless Chromium (A4, a page per chapter);
 7. **publish** — the temporary folder ``reports/<cc>/.tmp-<period>-…`` is renamed to
    ``reports/<cc>/<period>/``; a failed run's folder is kept as ``.failed-<period>``.
 """
@@ -110,6 +111,7 @@ class CountryResult:
     failure: NotebookFailure | None = None
     error: str = ""
     run_key: str = ""
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -120,6 +122,8 @@ class CountryResult:
             return self.failure.describe()
         if self.error:
             return f"{self.stage}: {self.error}" if self.stage else self.error
+        if self.warnings:
+            return " ".join([self.headline, *(f"Warning: {w}" for w in self.warnings)]).strip()
         return self.headline
 
     def to_dict(self) -> dict[str, Any]:
@@ -239,6 +243,7 @@ class _Run:
         )
         self.result.started = utc_now()
         self.stages: dict[str, float] = {}
+        self.render_parts: dict[str, float] = {}
         self.current = "parameters"
         self.country_dir = reports_dir() / task.country
         self.tmp = self.country_dir / f".tmp-{task.period}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -302,6 +307,9 @@ def _gate(run: _Run) -> None:
             f"data-quality gate failed for {run.task.country}:\n{report.summary()}"
         )
     run.gate = "passed"
+    from clm_research.report.context import require_period_data
+
+    require_period_data(run.task.country, run.task.period)
 
 
 def _disclosure(run: _Run) -> None:
@@ -384,8 +392,9 @@ def _notebooks(run: _Run) -> None:
 
 
 def _render(run: _Run) -> None:
-    """Step **render**: the HTML report, its provenance and timings, the index headline."""
+    """Step **render**: the HTML report and its PDF, provenance and timings, the headline."""
     from clm_research.report.html import write_report
+    from clm_research.report.pdf import PDFError, write_pdf
     from clm_research.report.provenance import git_commit, provenance_html, utc_now
 
     task, params = run.task, run.params
@@ -407,20 +416,28 @@ def _render(run: _Run) -> None:
         "versions": run.versions,
     }
     ordered = [(p.stem, run.executed[p.stem]) for p in report_order(run.notebooks)]
-    write_report(
+    t = time.perf_counter()
+    html_path = write_report(
         ordered,
         run.tmp / "report.html",
         title=f"{params.name}: CLM evaluation report",
         subtitle=f"Country {task.country} · reporting round {task.period} · generated "
-        f"{prov['finished']}",
+        f"{prov['finished']} · PDF: report.pdf",
         provenance_html=provenance_html(prov),
     )
+    run.render_parts["html"] = time.perf_counter() - t
+    t = time.perf_counter()
+    try:
+        write_pdf(html_path, run.tmp / "report.pdf")
+    except PDFError as e:  # the HTML report stands; the missing PDF is said, not hidden
+        run.result.warnings.append(str(e))
+    run.render_parts["pdf"] = time.perf_counter() - t
     write_json(run.tmp / "provenance.json", prov)
     run.result.headline = _headline(run.tmp / "tables")
 
 
 def _headline(tables: Path) -> str:
-    """Verdict counts from the summary's progress scorecard, for the index page."""
+    """The summary's headline in words (what improved), for the index page."""
     path = tables / "progress_scorecard.csv"
     if not path.is_file():
         return ""
@@ -438,6 +455,9 @@ def _publish(run: _Run) -> None:
         {
             "stages": {k: round(v, 3) for k, v in run.stages.items()},
             "notebooks": run.result.notebooks,
+            # the render step split into the HTML and the PDF (seconds), and the run so far
+            "render": {k: round(v, 3) for k, v in run.render_parts.items()},
+            "seconds_to_publish": round(time.perf_counter() - run.t0, 3),
         },
     )
     promote(run.tmp, run.final)
@@ -466,7 +486,11 @@ def run_country(task: CountryTask) -> CountryResult:
             run.result.status = "skipped"
             run.result.report = report_ref(run.final / "report.html")
             run.result.headline = good.get("headline", "")
-            return run.finish()
+            skipped = run.finish()
+            # the last run is this one: a failure recorded before it (inputs since fixed back
+            # to those of the last good report) must not stay on the index page
+            _update_status(task.country, skipped)
+            return skipped
         with run.step("gate"):
             _gate(run)
         with run.step("disclosure"):

@@ -312,13 +312,19 @@ def _run_synthesis(
         finally:
             stop_kernel(km)
         from clm_research.report.html import write_report
+        from clm_research.report.pdf import PDFError, write_pdf
 
-        write_report(
+        html_path = write_report(
             [(nb_path.stem, nbformat.read(out, as_version=4))],
             tmp / "report.html",
             title="CLM evaluation: multi-country synthesis",
-            subtitle=f"Countries {', '.join(countries)} · reporting round {the_period}",
+            subtitle=f"Countries {', '.join(countries)} · reporting round {the_period} · "
+            "PDF: report.pdf",
         )
+        try:
+            write_pdf(html_path, tmp / "report.pdf")
+        except PDFError as e:  # the HTML synthesis stands; the missing PDF is said
+            result.warnings.append(str(e))
         promote(tmp, out_dir / the_period)
         result.status = "succeeded"
         result.report = report_ref(out_dir / the_period / "report.html")
