@@ -161,13 +161,13 @@ def country(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("clm-figures")
     mp.setenv("CLM_DATA_DIR", str(root / "data"))
     mp.setenv("CLM_REPORTS_DIR", str(root / "reports"))
-    for f in (context._tables, context.indicator_table, context.effect_panel, context.clm_effects):
+    for f in (context._tables, context._published, context.effect_panel, context.clm_effects):
         f.cache_clear()
     impact.interrupted_time_series.cache_clear()
     outcomes.client_models.cache_clear()
     ensure_country_data("XB")
     yield "XB"
-    for f in (context._tables, context.indicator_table, context.effect_panel, context.clm_effects):
+    for f in (context._tables, context._published, context.effect_panel, context.clm_effects):
         f.cache_clear()
     mp.undo()
 
