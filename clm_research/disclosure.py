@@ -224,6 +224,9 @@ class DisclosureAudit:
         suppression, and by the audit (complementary).
     audited
         Audited quantities of primary cells (distinct cells across tables).
+    audited_other
+        Audited quantities of the other suppressed cells (secondary and complementary) of a
+        proportion at 0% or 100%: not to be shown at 0% or 100%.
     narrowest
         The audited quantity with the narrowest interval (attacker-derivable numbers only).
     failures
@@ -251,6 +254,7 @@ class DisclosureAudit:
     lp_seconds: float
     seconds: float
     exact: bool = False
+    audited_other: int = 0
 
     @property
     def passed(self) -> bool:
@@ -267,6 +271,7 @@ class DisclosureAudit:
             "suppressed_secondary": self.suppressed_secondary,
             "suppressed_complementary": self.suppressed_complementary,
             "audited_quantities": self.audited,
+            "audited_other_suppressed": self.audited_other,
             "failures": len(self.failures),
             "narrowest_interval": None if self.narrowest is None else self.narrowest.describe(),
             "lp_variables": self.lp_variables,
@@ -287,7 +292,8 @@ class DisclosureAudit:
             f"  suppressed: {self.suppressed_primary:,} primary, "
             f"{self.suppressed_secondary:,} secondary, "
             f"{self.suppressed_complementary:,} complementary (added by the audit)",
-            f"  audited quantities of primary cells: {self.audited:,}",
+            f"  audited quantities of primary cells: {self.audited:,}; of other suppressed "
+            f"cells at 0% or 100%: {self.audited_other:,}",
         ]
         if self.narrowest is not None:
             out.append(f"  narrowest interval: {self.narrowest.describe()}")
@@ -370,7 +376,7 @@ class _Partition:
 
 @dataclass
 class _Target:
-    """One audited quantity of a primary cell: a linear function of the variables."""
+    """One audited quantity of a suppressed cell: a linear function of the variables."""
 
     kind: str  # numerator | complement | count | total
     vars: np.ndarray
@@ -760,10 +766,50 @@ class _Model:
 
         self._coarser()
         self.targets: list[_Target] = []
-        seen: set[tuple[str, tuple[int, ...]]] = set()
+        self._seen: set[tuple[str, tuple[int, ...]]] = set()
         fw = self.tab.framework
         for row in np.flatnonzero(primary):
-            self._add_targets(int(row), fw, seen, margin_ok)
+            self._add_targets(int(row), fw, self._seen, margin_ok)
+        self.n_primary_targets = len(self.targets)
+
+    def add_group_targets(self, suppressed: np.ndarray) -> int:
+        """Audit suppressed rows that are not primary for group disclosure; targets added.
+
+        A secondary or complementary cell is not sensitive, so it needs no protection
+        interval, but a suppressed cell of a proportion at 0% or 100% must not be shown to be
+        so: a margin minus its published cells would tell that nobody (or everybody) in the
+        suppressed cells has the attribute, which is the very statement suppression withholds.
+        Its numerator (at 0%) or complement (at 100%) gets the protection interval ``[0, 1]``:
+        the attacker must not rule out one person either way. Not capped by the margins: a
+        published margin at 0% or 100% over a suppressed cell is suppressed too, as for a
+        primary cell.
+        """
+        import numpy as np
+
+        before = len(self.targets)
+        for row in np.flatnonzero(suppressed):
+            ind = self.indicators[self.row_ind[row]]
+            n, d = int(self.row_num[row]), int(self.row_den[row])
+            if ind.type not in ("proportion", "duration") or n < 0 or d < 0:
+                continue
+            if (self.var_q[n], self.var_q[d]) not in self.subset and ind.type != "duration":
+                continue  # the numerator is a count of other rows: no 0% or 100% to tell
+            N, D = float(self.value[n]), float(self.value[d])
+            if D < 1:
+                continue
+            for kind, vs, cs, value in (
+                ("numerator", [n], [1.0], N),
+                ("complement", [d, n], [1.0, -1.0], D - N),
+            ):
+                key = (kind, tuple(vs))
+                if value > 0 or key in self._seen:
+                    continue
+                self._seen.add(key)
+                vars_ = np.array(vs, dtype=np.intp)
+                big = float(self.big[self.var_q[vars_]].max())
+                target = _Target(kind, vars_, np.array(cs), 0.0, 0.0, 1.0, int(row), big)
+                self.targets.append(target)
+        return len(self.targets) - before
 
     def _margin_cap(
         self, kind: str, ind: Indicator, n: int, d: int, margin_ok: np.ndarray
@@ -1043,22 +1089,41 @@ class _Auditor:
         self.model = model
         self.exact = exact
         self.rng = np.random.default_rng(seed)
-        ts = model.targets
-        self.t_low = np.array([t.low for t in ts], dtype=float)
-        self.t_high = np.array([t.high for t in ts], dtype=float)
-        self.t_big = np.array([t.big for t in ts], dtype=float)
-        value = np.array([t.value for t in ts], dtype=float)
-        self.tol_low = 1e-6 * np.maximum(1.0, np.abs(self.t_low))
-        self.tol_high = 1e-6 * np.maximum(1.0, np.abs(self.t_high))
-        # an interval the attacker's contains (the true value is always feasible)
-        self.inner_lo, self.inner_hi = value.copy(), value.copy()
-        self.low_ok = np.zeros(len(ts), dtype=bool)
-        self.high_ok = np.zeros(len(ts), dtype=bool)
-        self.low_x = np.full(len(ts), np.nan)  # the attacker's exact bounds, where computed
-        self.high_x = np.full(len(ts), np.nan)
+        empty = np.zeros(0)
+        self.t_low, self.t_high, self.t_big = empty, empty.copy(), empty.copy()
+        self.tol_low, self.tol_high = empty.copy(), empty.copy()
+        self.inner_lo, self.inner_hi = empty.copy(), empty.copy()
+        self.low_ok = np.zeros(0, dtype=bool)
+        self.high_ok = np.zeros(0, dtype=bool)
+        self.low_x, self.high_x = empty.copy(), empty.copy()
+        self.extend()
         self.solves = 0
         self.lp_seconds = 0.0
         self.stats = [0, 0, 0, 0]
+
+    def extend(self) -> None:
+        """Take in the targets the model gained since the last call (none certified yet)."""
+        import numpy as np
+
+        ts = self.model.targets[len(self.t_low) :]
+        if not ts and len(self.t_low):
+            return
+        low = np.array([t.low for t in ts], dtype=float)
+        high = np.array([t.high for t in ts], dtype=float)
+        value = np.array([t.value for t in ts], dtype=float)
+        tol_low = 1e-6 * np.maximum(1.0, np.abs(low))
+        tol_high = 1e-6 * np.maximum(1.0, np.abs(high))
+        cat = np.concatenate
+        self.t_low, self.t_high = cat([self.t_low, low]), cat([self.t_high, high])
+        self.t_big = cat([self.t_big, np.array([t.big for t in ts], dtype=float)])
+        self.tol_low, self.tol_high = cat([self.tol_low, tol_low]), cat([self.tol_high, tol_high])
+        # an interval the attacker's contains (the true value is always feasible), and the
+        # sides of the protection interval the true value reaches already
+        self.inner_lo, self.inner_hi = cat([self.inner_lo, value]), cat([self.inner_hi, value])
+        self.low_ok = cat([self.low_ok, value <= low + tol_low])
+        self.high_ok = cat([self.high_ok, value >= high - tol_high])
+        self.low_x = cat([self.low_x, np.full(len(ts), np.nan)])  # exact bounds, where computed
+        self.high_x = cat([self.high_x, np.full(len(ts), np.nan)])
 
     def run(self, known: np.ndarray) -> list[tuple[int, str, float]]:
         """Audit every target not yet certified on both sides (every target if ``exact``).
@@ -1532,7 +1597,8 @@ def _summary(
         suppressed_primary=int((label == "primary").sum()),
         suppressed_secondary=int((label == "secondary").sum()),
         suppressed_complementary=int((hidden & (label == "")).sum()),
-        audited=len(model.targets),
+        audited=model.n_primary_targets,
+        audited_other=len(model.targets) - model.n_primary_targets,
         narrowest=narrowest,
         failures=failures,
         lp_variables=v,
@@ -1589,8 +1655,9 @@ def protect_tables(
     model = _Model(tab, groupings, raw)
     primary = model.row_label == "primary"
     model.set_targets(primary, model.known_from_rows(~primary))
-    auditor = _Auditor(model)
     hidden = model.row_suppressed.copy()
+    model.add_group_targets(hidden & ~primary)
+    auditor = _Auditor(model)
     if max_rounds < 1:
         raise ValueError(f"max_rounds must be at least 1, got {max_rounds}")
     known = model.known_from_rows(~hidden)
@@ -1604,6 +1671,8 @@ def protect_tables(
         if not add.any():
             break
         hidden |= add
+        if model.add_group_targets(add):  # a complementary cell at 0% or 100%
+            auditor.extend()
     if not failures:
         auditor.refine_narrowest(known)
     audit = _summary(model, auditor, hidden, t_model, exact=False)
@@ -1686,6 +1755,7 @@ def audit_tables(
     shown_num = np.zeros(len(model.row_table), dtype=bool)
     shown_den = np.zeros(len(model.row_table), dtype=bool)
     labelled = np.zeros(len(model.row_table), dtype=bool)
+    suppressed = np.zeros(len(model.row_table), dtype=bool)  # labelled suppressed, any reason
     for t_id, name in enumerate(model.tables):
         pub = published[name]
         mine = raw[name]
@@ -1717,19 +1787,22 @@ def audit_tables(
         den |= est & num & np.isin(types, ("proportion", "rate", "mean"))
         shown_num[r], shown_den[r] = num, den
         if "suppression" in pub.columns:
-            labelled[r] = (
-                pub["suppression"].astype("string").fillna("").to_numpy()[idx] == "primary"
-            )
+            label = pub["suppression"].astype("string").fillna("").to_numpy()[idx]
+            labelled[r] = label == "primary"
+            suppressed[r] = label != ""
+        if "suppressed" in pub.columns:
+            suppressed[r] |= pub["suppressed"].astype("boolean").fillna(False).to_numpy()[idx]
     primary = labelled | (model.row_label == "primary")
     known = np.zeros(model.n_var, dtype=bool)
     known[model.row_num[shown_num & (model.row_num >= 0)]] = True
     known[model.row_den[shown_den & (model.row_den >= 0)]] = True
+    hidden = ~(shown_num | shown_den)
     model.set_targets(primary, model.known_from_rows(~primary))
+    model.add_group_targets((hidden | suppressed) & ~primary)
     auditor = _Auditor(model, exact=exact)
     auditor.run(known)
     if not exact:
         auditor.refine_narrowest(known)
-    hidden = ~(shown_num | shown_den)
     intervals = auditor.intervals()
     return _summary(model, auditor, hidden, started, exact, intervals), intervals
 
