@@ -416,11 +416,17 @@ def test_hand_worked_intervals_of_a_proportion() -> None:
     cells = published["sex_kp"]
     assert cells["suppressed"].all()  # primary, then secondary in its row and column
     _, intervals = audit_tables(fw, tables, published, SMALL_GROUPINGS, exact=True)
-    by_kind = {iv.quantity: iv for iv in intervals}
+    female_msm = (("sex", "female"), ("key_population", "msm"))
+    by_kind = {iv.quantity: iv for iv in intervals if iv.group == female_msm}
     assert (by_kind["numerator"].low, by_kind["numerator"].high) == (0, pytest.approx(1))
     assert (by_kind["complement"].low, by_kind["complement"].high) == (0, pytest.approx(14))
     # the rule: [0, D] = [0, 3] for each, capped by the msm margin alone (1 breach; 14
     # without, of whom at least 14 − 12 = 2 in this cell): numerator [0, 1], complement [2, 3]
+    # male × msm (12 clients, no breach) is secondary, at 0%: its breaches, 1 − n_fm, lie in
+    # [0, 1], so nobody can tell that none of the 12 had one
+    (male_msm,) = [iv for iv in intervals if iv.group != female_msm]
+    assert male_msm.group == (("sex", "male"), ("key_population", "msm"))
+    assert (male_msm.quantity, male_msm.low, male_msm.high) == ("numerator", 0, pytest.approx(1))
     assert all(iv.protected for iv in intervals)
 
 
@@ -649,3 +655,112 @@ def test_cli_audit_disclosure_fails_on_written_tables_that_leak(published_xa, ca
         assert "FAILED" in capsys.readouterr().out
     finally:
         path.write_bytes(original)
+
+
+# ----------------------------------------------------------------------------- suppressed, not small
+
+#: (facility, district, round): (clients, breaches). F2 has one client in 2023Q2 (primary with
+#: ``min_cell_size`` 5); the table's own rule then suppresses F2's other round, 2023Q1 (5 of 5
+#: with a breach: not small, suppressed only to hide 2023Q2 within F2), and 2023Q1's
+#: smallest other facility, F3, with F3's other round.
+BY_FACILITY = {
+    ("F1", "D1", "2023Q1"): (6, 3),
+    ("F1", "D1", "2023Q2"): (7, 3),
+    ("F1", "D1", "2023Q3"): (5, 2),
+    ("F2", "D1", "2023Q1"): (5, 5),
+    ("F2", "D1", "2023Q2"): (1, 0),
+    ("F3", "D2", "2023Q1"): (5, 2),
+    ("F3", "D2", "2023Q2"): (5, 1),
+    ("F4", "D2", "2023Q1"): (8, 3),
+    ("F4", "D2", "2023Q2"): (9, 4),
+    ("F4", "D2", "2023Q3"): (7, 3),
+}
+BY_FACILITY_GROUPINGS = {
+    "national_round": ("round",),
+    "facility_round": ("facility_id", "round"),
+    "district_round": ("district", "round"),
+}
+F2_2023Q1 = (("facility_id", "F2"), ("round", "2023Q1"))
+
+
+def _facility_tables(cells: dict[tuple[str, str, str], tuple[int, int]]) -> dict[str, pd.DataFrame]:
+    """Interviews from cells (facility, district, round) → (clients, breaches)."""
+    fac = sorted({(f, d) for f, d, _ in cells})
+    facilities = coerce(
+        pd.DataFrame(
+            {
+                "facility_id": [f for f, _ in fac],
+                "name": [f for f, _ in fac],
+                "region": "R",
+                "district": [d for _, d in fac],
+                "type": "clinic",
+                "ownership": "public",
+                "clm_start": "2023-01-01",
+            }
+        ),
+        "facilities",
+    )
+    month = {"Q1": "02", "Q2": "05", "Q3": "08"}
+    rows = [
+        {
+            "facility_id": f,
+            "date": f"{r[:4]}-{month[r[4:]]}-01",
+            "round": r,
+            "breach": i < events,
+        }
+        for (f, _, r), (n, events) in cells.items()
+        for i in range(n)
+    ]
+    df = pd.DataFrame(rows)
+    interviews = coerce(
+        pd.DataFrame(
+            {
+                "interview_id": [f"i{i}" for i in range(len(df))],
+                "facility_id": df["facility_id"],
+                "date": df["date"],
+                "round": df["round"],
+                "sex": "female",
+                "key_population": "none",
+                "on_art": True,
+                "wait_minutes": 30.0,
+                "confidentiality_breach": df["breach"],
+            }
+        ),
+        "interviews",
+    )
+    return {"facilities": facilities, "interviews": interviews}
+
+
+def test_a_suppressed_cell_that_is_not_small_is_not_shown_at_100_percent() -> None:
+    """The district margin minus the published facility cells pins a secondary cell at 100%.
+
+    Each table suppressed on its own: in D1 × 2023Q1 (11 clients, 8 breaches) F1 is published
+    (6 clients, 3 breaches), so F2 is the remainder, 5 clients and 5 breaches: its clients
+    without a breach, 11 − 8 − (6 − 3) = 0 exactly. F2 × 2023Q1 is not small (5 clients), but
+    it is published as suppressed and the remainder says all 5 had a breach. Protected, F1 ×
+    2023Q1 is suppressed too (complementary): then F1 and F2 share the 3 clients without a
+    breach, so F2's lie anywhere in [0, 3] (3 when F1 has none: F1 6 of 6, F2 2 of 5).
+    """
+    tables = _facility_tables(BY_FACILITY)
+    fw = _framework(BREACH, min_cell_size=5)
+    own = {n: compute_indicators(fw, tables, by=by) for n, by in BY_FACILITY_GROUPINGS.items()}
+    cells = own["facility_round"].set_index(["facility_id", "round"])["suppression"]
+    assert cells[("F2", "2023Q1")] == "secondary" and cells[("F2", "2023Q2")] == "primary"
+    assert cells[("F1", "2023Q1")] == ""  # the per-table rule leaves the remainder alone
+    audit, intervals = audit_tables(fw, tables, own, BY_FACILITY_GROUPINGS, exact=True)
+    f2 = {iv.quantity: iv for iv in intervals if iv.group == F2_2023Q1}
+    assert set(f2) == {"complement"}  # 5 of 5: only "none without a breach" is at stake
+    assert (f2["complement"].low, f2["complement"].high) == (0, pytest.approx(0))
+    assert not f2["complement"].protected and not audit.passed
+    district = tables["facilities"].set_index("facility_id")["district"].astype("string")
+    assert ("district_round", "breach", "D1", 1, "100%") in remainder_disclosures(own, district)
+
+    res = protect_tables(fw, tables, BY_FACILITY_GROUPINGS, ci="wilson")
+    assert remainder_disclosures(res.tables, district) == []
+    fr = res.tables["facility_round"].set_index(["facility_id", "round"])["suppression"]
+    assert fr[("F1", "2023Q1")] == "complementary"
+    audit, intervals = audit_tables(fw, tables, res.tables, BY_FACILITY_GROUPINGS, exact=True)
+    assert audit.passed, audit
+    f2 = {iv.quantity: iv for iv in intervals if iv.group == F2_2023Q1}
+    assert (f2["complement"].low, f2["complement"].high) == (0, pytest.approx(3))
+    assert f2["complement"].exact and f2["complement"].protected
