@@ -87,8 +87,17 @@ so neither remainder attack works. A count's interval is ``[0, a + m]`` within i
 
 Sizes themselves (how many people a cell has) are not protected: the framework publishes them
 on purpose (``interviews_completed`` and ``issues_per_facility_round`` have ``min_cell_size:
-0``); the audit still counts them as known to the attacker. Complementary cells are not
-sensitive and need no protection interval.
+0``); the audit still counts them as known to the attacker.
+
+Secondary and complementary cells (suppressed to protect another cell) are not sensitive and
+need no protection interval, but a suppressed cell must not be shown to be at 0% or 100%
+either: "all 5 issues at this facility in this round were resolved" is what its blank
+withholds, and a margin minus its published cells (a district × round of a facility suppressed
+only to hide its other, small round) would say it all the same. So a suppressed cell of a
+proportion (or duration) at 0% or 100% has its numerator (at 0%) or complement (at 100%)
+audited too, with the protection interval ``[0, 1]`` whatever its margins say (a margin at 0%
+or 100% over it is suppressed as well); every other suppressed cell that is not small may be
+worked out, as it could have been published.
 
 The audit and the suppression
 -----------------------------
@@ -104,7 +113,7 @@ every audited quantity. Suppressing more only widens intervals, so a certified s
 certified while complementary cells are added.
 
 :func:`protect_tables` starts from each table's own primary and secondary suppression and,
-while a primary cell is not protected, suppresses a complementary cell next to it, in every
+while an audited quantity is not protected, suppresses a complementary cell next to it, in every
 table that publishes it, and audits again. The cell is a published cell in one of its relations
 (searched outwards through suppressed cells): in the cell's own grouping first, then finer and
 crossing groupings, in as many of its relations as possible (a facility in the same district

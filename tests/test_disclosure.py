@@ -5,15 +5,16 @@ indicators` writes, read back as an attacker would, plus the public facility lis
 facility lies in which district), each of which worked on the tables of the previous version:
 
 (a) direct: a suppressed row still shows ``n`` (for a count, the suppressed value itself);
-(b) margin remainder: a margin (national × round) minus its published facility cells leaves a
-    numerator remainder equal to the denominator remainder: every suppressed cell is 100%;
+(b) margin remainder: a margin (national × round, district × round) minus its published
+    facility cells leaves a numerator remainder equal to the denominator remainder: every
+    suppressed cell is 100% (a secondary cell too: it is not small, but published as blank);
 (c) zero remainder: a district × round margin minus its published sex × key-population cells
     leaves 0: every suppressed cell is 0.
 
 Then the linear-programming audit itself: R sdcTable's documented attacker problem reproduced,
-a small table whose attacker intervals are worked out by hand, and random tables on which no
-suppressed cell's exact interval is narrower than the protection rule after complementary
-suppression.
+small tables whose attacker intervals are worked out by hand (one with a secondary cell that a
+district margin showed at 100%), and random tables on which no suppressed cell's exact
+interval is narrower than the protection rule after complementary suppression.
 """
 
 from __future__ import annotations
