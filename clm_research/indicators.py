@@ -344,8 +344,19 @@ def _proportion_weights(
     ind: Indicator, ctx: _Context
 ) -> tuple[np.ndarray, tuple[str, np.ndarray] | None]:
     """Row weights of a proportion, rate or count: numerator, and (dataset, denominator)."""
+    import numpy as np
+
     name = ind.dataset
     pop = ctx.mask(name, None if ind.denominator_dataset else ind.denominator)
+    if ind.numerator_sum and ind.denominator_sum and not ind.denominator_dataset:
+        # A ratio of two reported counts (suppressed / tested) takes a row only when both are
+        # reported: a count left unreported is missing, not zero, and one side alone would
+        # bias the ratio (WHO Data Quality Review: internal consistency of paired numbers).
+        pop = (
+            pop
+            & ~np.isnan(ctx.column(name, ind.numerator_sum))
+            & ~np.isnan(ctx.column(name, ind.denominator_sum))
+        )
     num_mask = pop & ctx.mask(name, ind.numerator) if ind.numerator else pop
     num_w = _weights(ctx, name, num_mask, ind.numerator_sum)
     if ind.type == "count":

@@ -105,7 +105,9 @@ def test_header_only() -> None:
 
 def test_missing_required_column() -> None:
     msg = table_error(gate("missing_required_column.csv"))
-    assert "missing_required_column.csv" in msg and "sex" in msg and "[rule: missing_column]" in msg
+    assert (
+        "missing_required_column.csv" in msg and "date" in msg and "[rule: missing_column]" in msg
+    )
 
 
 def test_workbook_saved_as_csv() -> None:

@@ -1,0 +1,131 @@
+"""Countries that collect a subset: absent tables and columns, skip logic, what can be computed.
+
+Expected numbers are worked out by hand from the few rows written here, never from the code
+under test.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clm_research.framework import load_framework
+from clm_research.indicators import Tabulation
+from clm_research.quality.gate import run_gate
+from clm_research.schema import TABLES
+from clm_research.tables import StagedTable, coerce
+
+
+def staged(name: str, frame: pd.DataFrame) -> StagedTable:
+    n = len(frame)
+    return StagedTable(
+        name, frame, np.full(n, f"{name}.csv", dtype=object), np.arange(2, n + 2, dtype=np.int64)
+    )
+
+
+def interviews(**cols: list[object]) -> pd.DataFrame:
+    n = len(next(iter(cols.values())))
+    base: dict[str, list[object]] = {
+        "interview_id": [f"I{i}" for i in range(n)],
+        "facility_id": ["XT-F001"] * n,
+        "date": ["2024-02-01"] * n,
+        "round": ["2024Q1"] * n,
+    }
+    base.update(cols)
+    frame = coerce(pd.DataFrame(base), "interviews")
+    return frame[[c for c in frame.columns if c in base]]  # absent columns stay absent
+
+
+def test_skip_logic_answers_are_accepted_missing_facility_is_not() -> None:
+    # on_art is asked only of people living with HIV, sex may be declined: both stay missing
+    frame = interviews(
+        sex=["female", None, "male", "female"],
+        on_art=[True, None, None, False],
+        key_population=[None, "none", "msm", None],
+    )
+    frame.loc[3, "facility_id"] = pd.NA
+    report = run_gate(
+        "XT", {"interviews": staged("interviews", frame)}, as_of="2024-12-31", use_gx=False
+    )
+    g = report.tables["interviews"]
+    assert (g.input_rows, g.accepted, g.quarantined) == (4, 3, 1)
+    assert g.by_rule == {"not_null:facility_id": 1}
+    acc = report.accepted["interviews"]
+    assert acc["on_art"].isna().sum() == 2 and acc["sex"].isna().sum() == 1
+
+
+def test_required_columns_are_ids_dates_and_keys_only() -> None:
+    required = {t: [c.name for c in TABLES[t].columns if c.required] for t in TABLES}
+    assert required["interviews"] == ["interview_id", "facility_id", "date", "round"]
+    assert required["routine"] == ["facility_id", "period"]
+    assert required["observations"] == ["facility_id", "round"]
+    assert required["issues"] == ["issue_id", "facility_id", "round", "identified_on"]
+    assert required["facilities"] == ["facility_id"]
+
+
+def test_absent_optional_column_is_not_collected_absent_required_is_an_error() -> None:
+    frame = interviews(sex=["female", "male"])  # only sex answered: no wait, no on_art…
+    report = run_gate(
+        "XT", {"interviews": staged("interviews", frame)}, as_of="2024-12-31", use_gx=False
+    )
+    assert report.passed
+    g = report.tables["interviews"]
+    assert "on_art" in g.not_collected and "wait_minutes" in g.not_collected
+    assert "sex" not in g.not_collected and "interview_id" not in g.not_collected
+    assert "on_art" not in report.accepted["interviews"].columns  # absent, not empty
+    assert "not collected: " in report.summary()
+
+    no_date = frame.drop(columns=["date"])
+    report = run_gate(
+        "XT", {"interviews": staged("interviews", no_date)}, as_of="2024-12-31", use_gx=False
+    )
+    assert not report.passed
+    assert "interviews" not in report.accepted
+    assert any("date" in e and "missing_column" in e for e in report.errors)
+
+
+def test_denominators_exclude_missing_answers() -> None:
+    """Hand computation on six clients and three facility-months."""
+    fw = load_framework()
+    iv = interviews(
+        on_art=[True, True, True, False, None, None],
+        vl_result_received=[True, False, None, None, True, None],
+        wait_minutes=[10.0, None, 30.0, None, 20.0, None],
+        got_all_medicines=[False, True, None, None, None, None],
+    )
+    routine = coerce(
+        pd.DataFrame(
+            {
+                "facility_id": ["XT-F001"] * 3,
+                "period": ["2024-01", "2024-02", "2024-03"],
+                "vl_tested": [10, 50, 20],
+                "vl_suppressed": [9, None, 15],  # February not reported: not zero
+            }
+        ),
+        "routine",
+    )[["facility_id", "period", "vl_tested", "vl_suppressed"]]
+    tab = Tabulation(
+        fw,
+        {"interviews": iv, "routine": routine},
+        indicators=[
+            "vl_result_received",
+            "wait_time_mean",
+            "medicine_stockout_experienced",
+            "viral_suppression",
+        ],
+    )
+    res = tab.table(blank=False).set_index("indicator_id")
+    # on ART and answered: clients 0 and 1; one received the result
+    assert (
+        res.loc["vl_result_received", "numerator"],
+        res.loc["vl_result_received", "denominator"],
+    ) == (1, 2)
+    assert res.loc["wait_time_mean", "estimate"] == pytest.approx(20.0)  # (10 + 30 + 20) / 3
+    assert res.loc["wait_time_mean", "n"] == 3
+    # on ART and answered: clients 0 and 1; client 0 did not get all medicines
+    assert res.loc["medicine_stockout_experienced", "estimate"] == pytest.approx(0.5)
+    # January and March only: (9 + 15) / (10 + 20)
+    assert res.loc["viral_suppression", "numerator"] == 24
+    assert res.loc["viral_suppression", "denominator"] == 30
+    assert res.loc["viral_suppression", "estimate"] == pytest.approx(0.8)
