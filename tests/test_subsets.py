@@ -129,3 +129,82 @@ def test_denominators_exclude_missing_answers() -> None:
     assert res.loc["viral_suppression", "numerator"] == 24
     assert res.loc["viral_suppression", "denominator"] == 30
     assert res.loc["viral_suppression", "estimate"] == pytest.approx(0.8)
+
+
+# ---------------------------------------------------------------- what can be computed
+
+SUBSETS: dict[str, tuple[str, ...]] = {
+    "interviews_facilities": ("interviews", "facilities"),
+    "issues_only": ("issues",),
+    "routine_only": ("routine",),
+    "everything": tuple(TABLES),
+}
+
+
+def test_availability_names_the_missing_table_or_column() -> None:
+    from clm_research.framework import resolve_availability
+
+    fw = load_framework()
+    cols = [c for c in TABLES["interviews"].column_names if c != "on_art"]
+    av = resolve_availability(
+        fw, {"interviews": cols, "facilities": TABLES["facilities"].column_names}
+    )
+    assert av.not_computed["facilities_monitored"] == "not collected: no observations table"
+    assert av.not_computed["vl_result_received"] == "column `on_art` not collected"
+    # the issue rate needs both the issue log and the visits it is counted per
+    assert "no issues table" in av.not_computed["issues_per_facility_round"]
+    assert "no observations table" in av.not_computed["issues_per_facility_round"]
+    assert {"wait_time_median", "interviews_completed", "clm_coverage"} <= set(av.computable)
+    assert av.not_collected["interviews"] == ("on_art",)
+    assert set(av.tables_not_collected) == set(TABLES) - {"interviews", "facilities"}
+    # a derived column needs what it is derived from: CLM arms need clm_start
+    fac = [c for c in TABLES["facilities"].column_names if c != "clm_start"]
+    av = resolve_availability(fw, {"facilities": fac})
+    assert av.not_computed["clm_coverage"] == "column `clm_start` not collected"
+
+
+@pytest.fixture(scope="module")
+def xa_clean(demo_xa) -> dict[str, pd.DataFrame]:
+    return demo_xa.clean
+
+
+@pytest.mark.parametrize("subset", list(SUBSETS))
+def test_compute_indicators_on_a_subset(subset: str, xa_clean, framework_xa) -> None:
+    from clm_research.indicators import compute_indicators
+
+    tables = {k: v for k, v in xa_clean.items() if k in SUBSETS[subset]}
+    res = compute_indicators(framework_xa, tables, by=["round"])
+    done = set(res["indicator_id"])
+    missing = res.attrs["not_computed"]
+    assert done | set(missing) == set(framework_xa.ids) and not done & set(missing)
+    for ind_id in done:  # computed only from what is there
+        assert set(framework_xa.indicator(ind_id).columns_used) <= set(tables)
+    for ind_id, why in missing.items():
+        absent = set(framework_xa.indicator(ind_id).columns_used) - set(tables)
+        assert absent and all(f"no {t} table" in why for t in absent), (ind_id, why)
+    if subset == "everything":
+        assert not missing
+    else:
+        # the same indicator from a subset and from everything: the same national numbers
+        full = compute_indicators(framework_xa, xa_clean, indicators=sorted(done))
+        part = compute_indicators(framework_xa, tables, indicators=sorted(done))
+        cols = ["indicator_id", "numerator", "denominator", "estimate"]
+        pd.testing.assert_frame_equal(part[cols], full[cols])
+    expected_some = {
+        "interviews_facilities": "wait_time_median",
+        "issues_only": "issues_resolved",
+        "routine_only": "viral_suppression",
+        "everything": "facilities_monitored",
+    }[subset]
+    assert expected_some in done
+
+
+def test_disclosure_audit_on_a_subset(xa_clean, framework_xa) -> None:
+    from clm_research.disclosure import PUBLISHED_GROUPINGS, protect_tables
+
+    tables = {k: v for k, v in xa_clean.items() if k in SUBSETS["issues_only"]}
+    protected = protect_tables(framework_xa, tables, as_of="2025-01-15")
+    assert protected.audit.passed
+    assert set(protected.tables) == set(PUBLISHED_GROUPINGS)
+    ids = set(protected.tables["national"]["indicator_id"])
+    assert ids and all(framework_xa.indicator(i).dataset == "issues" for i in ids)
