@@ -208,3 +208,119 @@ def test_disclosure_audit_on_a_subset(xa_clean, framework_xa) -> None:
     assert set(protected.tables) == set(PUBLISHED_GROUPINGS)
     ids = set(protected.tables["national"]["indicator_id"])
     assert ids and all(framework_xa.indicator(i).dataset == "issues" for i in ids)
+
+
+# ---------------------------------------------------------------- countries on disk: CLI, runner
+
+#: Subset countries built from the small demo XA: code -> the tables it collects.
+COUNTRIES: dict[str, tuple[str, ...]] = {
+    "XI": SUBSETS["interviews_facilities"],
+    "XS": SUBSETS["issues_only"],
+    "XR": SUBSETS["routine_only"],
+    "XE": SUBSETS["everything"],
+}
+
+
+@pytest.fixture(scope="module")
+def subset_project(tmp_path_factory: pytest.TempPathFactory):
+    """A throwaway project: four countries with canonical exports, mappings and processed data."""
+    import shutil
+
+    from clm_research.demo import generate_country
+    from clm_research.paths import project_root
+    from clm_research.tables import write_tables
+
+    real = project_root()
+    clean = generate_country("XA", facilities=30, interviews_per_round=20).clean
+    root = tmp_path_factory.mktemp("subset-project")
+    (root / "params" / "countries").mkdir(parents=True)
+    (root / "params" / "mappings").mkdir(parents=True)
+    (root / "pyproject.toml").write_text("[project]\nname='x'\n")
+    shutil.copy(real / "params" / "framework.yaml", root / "params")
+    (root / "notebooks").mkdir()
+    (root / "notebooks" / "evaluation").symlink_to(real / "notebooks" / "evaluation")
+    for code, names in COUNTRIES.items():
+        (root / "params" / "countries" / f"{code}.yaml").write_text(
+            f"code: {code}\nname: Subset {code}\nbaseline_round: 2023Q1\nperiod: 2024Q4\n"
+            "as_of: '2025-01-15'\n"
+        )
+        raw = root / "data" / "raw" / code
+        raw.mkdir(parents=True)
+        lines = [f"country: {code}", "format: canonical", "tables:"]
+        for t in names:
+            clean[t].to_csv(raw / f"{t}.csv", index=False)
+            lines.append(f"  {t}: {{files: [{t}.csv]}}")
+        (root / "params" / "mappings" / f"{code}.yaml").write_text("\n".join(lines) + "\n")
+        write_tables({t: clean[t] for t in names}, root / "data" / "processed" / code)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CLM_PROJECT_ROOT", str(root))
+        mp.setenv("CLM_DATA_DIR", str(root / "data"))
+        mp.setenv("CLM_REPORTS_DIR", str(root / "reports"))
+        yield root
+
+
+@pytest.mark.parametrize("code", list(COUNTRIES))
+def test_clm_indicators_on_a_subset(code: str, subset_project, capsys) -> None:
+    from clm_research.cli import main
+
+    assert main(["indicators", code]) == 0
+    out = capsys.readouterr().out
+    folder = subset_project / "reports" / code / "indicators"
+    national = pd.read_csv(folder / "national.csv")
+    missing = pd.read_csv(folder / "not_computed.csv")
+    fw = load_framework()
+    assert set(national["indicator_id"]) | set(missing["indicator_id"]) == set(fw.ids)
+    for ind_id in national["indicator_id"].unique():  # only from the tables collected
+        assert set(fw.indicator(ind_id).columns_used) <= set(COUNTRIES[code])
+    if code == "XE":
+        assert missing.empty and "not computed" not in out
+    else:
+        assert not missing.empty and f"{len(missing)} indicator(s) not computed" in out
+        assert "tables not collected: " in out
+        row = missing.iloc[0]
+        assert f"{row['indicator_id']}: {row['reason']}" in out
+
+
+def _visible(html: str) -> str:
+    """The report's text as read: no embedded images or stylesheets."""
+    import re
+
+    html = re.sub(r"<style.*?</style>|<script.*?</script>", " ", html, flags=re.S)
+    return re.sub(r"data:[a-z/+]+;base64,[A-Za-z0-9+/=]+", " ", html)
+
+
+def _run(code: str, root):
+    from clm_research.run.many import run_countries
+
+    summary = run_countries([code], progress=False, synthesis=False)
+    assert summary.exit_code == 0, summary.format()
+    out = root / "reports" / code / "2024Q4"
+    html = _visible((out / "report.html").read_text())
+    status = __import__("json").loads((root / "reports" / code / "status.json").read_text())
+    return out, html, status["last_good"]["chapters"]
+
+
+def test_clm_run_issues_only_country(subset_project) -> None:
+    from clm_research.report.chapters import CHAPTER_DATA
+
+    out, html, chapters = _run("XS", subset_project)
+    ran = {c for c, label in chapters.items() if label == "ran"}
+    assert ran == {"00_summary", "01_data_quality", "03_accountability", "07_analysis_plan"}
+    assert set(chapters) == set(CHAPTER_DATA)
+    # every absent chapter is in the report with its note; nothing reads as an error
+    assert html.count("Not collected in this country.") >= 4
+    assert "Traceback" not in html and "NaN" not in html and "KeyError" not in html
+    assert "Chapters in this report." in html  # the summary says which chapters ran
+    assert (out / "tables" / "issue_funnel.csv").is_file()
+    index = (subset_project / "reports" / "index.html").read_text()
+    assert "Not collected in this country: Service quality" in index
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("code", ["XI", "XR"])
+def test_clm_run_interviews_or_routine_only(code: str, subset_project) -> None:
+    _, html, chapters = _run(code, subset_project)
+    expected = {"XI": "04_outcomes", "XR": "05_impact"}[code]
+    assert chapters[expected] == "ran"
+    assert chapters["03_accountability"] != "ran"
+    assert "Traceback" not in html and "NaN" not in html
