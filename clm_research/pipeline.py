@@ -227,6 +227,7 @@ def write_outputs(
             "passed": report.passed,
             "max_share": report.max_share,
             "errors": report.errors,
+            "warnings": report.warnings,
             "data_docs": display_path(report.data_docs) if report.data_docs else None,
         }
         write_json(pdir / "manifest.json", manifest)

@@ -74,8 +74,11 @@ RULES: dict[str, str] = {
     "pattern": "value does not match the column's format (e.g. round 2024Q1, period 2024-03)",
     "duplicate_key": "a second row with the same primary key",
     "unknown_reference": "refers to an id missing from the referenced table (e.g. unknown facility_id)",
-    "future_date": "date after the data extraction date",
+    "future_date": "date, month or round after the data extraction date (e.g. DHIS2 period "
+    "203105, a tablet clock in 2031)",
     "inconsistent": "related numbers disagree (e.g. vl_suppressed > vl_tested)",
+    "outside_round": "the date falls outside the row's round (e.g. an interview dated "
+    "2024-05-02 in round 2024Q1)",
     "personal_data": "a name, phone number, e-mail address, national id or date of birth typed "
     "into the column; the cell was masked at ingestion (e.g. [masked: phone number])",
 }

@@ -76,6 +76,9 @@ class GateReport:
     max_share: float
     tables: dict[str, TableGate] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    #: What the user must know although the gate may pass (e.g. facility ids checked against
+    #: a list derived from the data, or not checked, for want of a facilities table).
+    warnings: list[str] = field(default_factory=list)
     accepted: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
     quarantine: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
     data_docs: Path | None = None
@@ -101,6 +104,8 @@ class GateReport:
         ]
         for e in self.errors:
             lines.append(f"  ERROR {e}")
+        for w in self.warnings:
+            lines.append(f"  WARNING {w}")
         for t in self.tables.values():
             flag = " > max" if t.share > self.max_share else ""
             lines.append(
@@ -138,13 +143,51 @@ def _country_defaults(
     return pd.Timestamp(as_of), float(max_share)
 
 
-def _references(staged: dict[str, StagedTable]) -> dict[str, pd.Series]:
+#: Where a facility list is derived from when a country has no facilities table: the routine
+#: data's reporting facilities (the programme's register, e.g. DHIS2 organisation units).
+FACILITY_LIST_SOURCE = "routine"
+
+
+def _references(
+    staged: dict[str, StagedTable], warnings: list[str] | None = None
+) -> dict[str, pd.Series]:
+    """Known ids per ``"table.column"`` for referential integrity.
+
+    Without a facilities table, facility ids are checked against the facilities of the
+    routine data (a list derived from the data), and a warning says so; without either, they
+    cannot be checked, and a warning says that an unknown id (a typo such as ``ZZ-F999``) is
+    not caught.
+    """
     refs: dict[str, pd.Series] = {}
     for name, t in TABLES.items():
         if name in staged:
             for k in t.primary_key:
                 if len(t.primary_key) == 1:
                     refs[f"{name}.{k}"] = staged[name].frame[k]
+    linked = sorted(
+        name
+        for name in staged
+        if any(fk.ref_table == "facilities" for fk in TABLES[name].foreign_keys)
+    )
+    if "facilities.facility_id" not in refs and linked:
+        source = staged.get(FACILITY_LIST_SOURCE)
+        checked = [n for n in linked if n != FACILITY_LIST_SOURCE]
+        if source is not None and checked:
+            ids = source.frame["facility_id"].dropna().drop_duplicates()
+            refs["facilities.facility_id"] = ids
+            if warnings is not None:
+                warnings.append(
+                    f"no facilities table: facility ids of {', '.join(checked)} checked against "
+                    f"the {len(ids)} facilities of the {FACILITY_LIST_SOURCE} data (a list "
+                    "derived from the data); add a facilities table to check them against the "
+                    "facility register"
+                )
+        elif warnings is not None:
+            warnings.append(
+                f"no facilities table: facility ids of {', '.join(linked)} are not checked, so "
+                "an unknown id (a typo such as ZZ-F999) is accepted; add a facilities table "
+                "(or routine data) to check them"
+            )
     return refs
 
 
@@ -218,7 +261,7 @@ def run_gate(
                 f"declared not_collected; see `clm schema`)."
             )
             del staged[name]
-    refs = _references(staged)
+    refs = _references(staged, report.warnings)
     for name, st in staged.items():
         table = TABLES[name]
         n = len(st.frame)
@@ -266,6 +309,11 @@ def run_gate(
             if f"{fk.ref_table}.{fk.ref_column}" not in refs:
                 tg.notes.append(
                     f"{fk.column} not checked against {fk.ref_table}: no {fk.ref_table} table"
+                )
+            elif fk.ref_table not in staged:
+                tg.notes.append(
+                    f"{fk.column} checked against a list derived from the "
+                    f"{FACILITY_LIST_SOURCE} data: no {fk.ref_table} table"
                 )
         report.tables[name] = tg
         report.accepted[name] = accepted
