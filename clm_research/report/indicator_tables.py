@@ -53,8 +53,9 @@ def write_indicator_tables(
     Returns
     -------
     paths, availability
-        The CSV files written (a Parquet file sits beside each; ``not_computed.csv`` last) and
-        which indicators were not computed, with the reason.
+        The CSV files written (a Parquet file sits beside each; ``not_computed.csv`` last, when
+        some indicators cannot be computed) and which indicators were not computed, with the
+        reason.
 
     Raises
     ------
@@ -85,6 +86,9 @@ def write_indicator_tables(
         csv = write_csv(folder / f"{name}.csv", result)
         write_parquet(folder / f"{name}.parquet", result)
         written.append(csv)
+    if not availability.not_computed:
+        (folder / "not_computed.csv").unlink(missing_ok=True)  # from an earlier, smaller run
+        return written, availability
     missing = pd.DataFrame(
         [
             (i, framework.indicator(i).label, framework.indicator(i).dataset, why)
