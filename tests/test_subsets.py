@@ -325,3 +325,39 @@ def test_clm_run_interviews_or_routine_only(code: str, subset_project) -> None:
     assert chapters[expected] == "ran"
     assert chapters["03_accountability"] != "ran"
     assert "Traceback" not in html and "NaN" not in html
+
+
+def test_manifest_lists_not_collected_and_a_dropped_table_leaves_no_file(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from clm_research.ingest.mapping import Mapping, TableSpec
+    from clm_research.paths import processed_dir
+    from clm_research.pipeline import ingest_country
+    from clm_research.tables import read_country
+
+    monkeypatch.setenv("CLM_DATA_DIR", str(tmp_path / "data"))
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "iv.csv").write_text(
+        "interview_id,facility_id,date,round,sex\nI1,XT-F001,2024-03-05,2024Q1,female\n"
+    )
+    (raw / "fac.csv").write_text("facility_id,district\nXT-F001,North A\n")
+    both = {
+        "facilities": TableSpec(files=["fac.csv"]),
+        "interviews": TableSpec(files=["iv.csv"]),
+    }
+    ingest_country("XT", Mapping(country="XT", tables=both), raw, as_of="2024-12-31")
+    manifest = json.loads((processed_dir("XT") / "manifest.json").read_text())
+    assert "on_art" in manifest["not_collected"]["interviews"]
+    assert "name" in manifest["not_collected"]["facilities"]
+    assert "routine" in manifest["tables_not_collected"]
+    tables = read_country("XT")
+    assert set(tables) == {"facilities", "interviews"}
+    assert "on_art" not in tables["interviews"].columns  # absent, not an empty column
+    # the same country re-ingested without its facility list: no stale facilities file
+    only = {"interviews": both["interviews"]}
+    report = ingest_country("XT", Mapping(country="XT", tables=only), raw, as_of="2024-12-31")
+    assert set(read_country("XT")) == {"interviews"}
+    assert "not checked" in report.gate.warnings[0]
