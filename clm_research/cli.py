@@ -83,9 +83,15 @@ def _cmd_indicators(args: argparse.Namespace) -> int:
     from clm_research.report.indicator_tables import write_indicator_tables
 
     for code in _countries(args):
-        paths = write_indicator_tables(code, by_sets=args.by, ci=args.ci)
+        paths, availability = write_indicator_tables(code, by_sets=args.by, ci=args.ci)
         for p in paths:
             print(f"{code}: {p}")
+        if availability.tables_not_collected:
+            print(f"{code}: tables not collected: {', '.join(availability.tables_not_collected)}")
+        if availability.not_computed:
+            print(f"{code}: {len(availability.not_computed)} indicator(s) not computed:")
+            for line in availability.lines():
+                print(f"  {line}")
     return 0
 
 

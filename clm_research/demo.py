@@ -1317,7 +1317,7 @@ def _raw_exports(
         ("age", "range", 7),
         ("treated_with_respect", "allowed_values", 9),
         ("facility_id", "unknown_reference", f"{code}-F999"),
-        ("sex", "not_null", pd.NA),
+        ("facility_id", "not_null", pd.NA),  # the facility is required; answers are not
         ("date", "future_date", pd.Timestamp(cutoff) + pd.Timedelta(days=400)),
         ("round", "pattern", "2024-Q1"),
     ]

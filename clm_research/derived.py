@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DERIVED_COLUMNS",
+    "derived_sources",
     "COMMUNITY_LED_ROLES",
     "COMMUNITY_LED_CRITERIA",
     "community_led_criteria",
@@ -67,6 +68,41 @@ DERIVED_COLUMNS: dict[str, tuple[Column, ...]] = {
         ),
     ),
 }
+
+#: Facility-linked derived column -> the ``facilities`` column it is looked up from.
+_FACILITY_SOURCES: dict[str, str] = {
+    "region": "region",
+    "district": "district",
+    "facility_type": "type",
+    "ownership": "ownership",
+    "clm_arm": "clm_start",
+    "clm_active": "clm_start",
+}
+
+
+def derived_sources(dataset: str, column: str) -> tuple[tuple[str, str], ...]:
+    """The ``(table, column)`` pairs a derived column of ``dataset`` is computed from.
+
+    Empty for a canonical column of the dataset or an unknown name. A country that lacks one
+    of them (no facilities table, ``clm_start`` not collected) cannot have the derived column,
+    and the indicators that read it are not computed
+    (:func:`clm_research.framework.resolve_availability`).
+    """
+    names = {c.name for c in DERIVED_COLUMNS.get(dataset, ())}
+    if column not in names or column in TABLES[dataset]:
+        return ()
+    if column == "round":
+        return ((dataset, "period"),)
+    if column == "community_led":
+        # the two criteria that must be met (a role nobody reported does not count against)
+        return (
+            ("organisations", "accountability_mechanism"),
+            ("organisations", "agenda_set_by_constituency"),
+        )
+    if dataset == "facilities":
+        return (("facilities", _FACILITY_SOURCES[column]),)
+    return (("facilities", "facility_id"), ("facilities", _FACILITY_SOURCES[column]))
+
 
 #: Roles whose majority must come from the constituency (``<role>_total`` and
 #: ``<role>_constituency``): the UNAIDS and Stop AIDS Alliance definition of community-led
@@ -115,24 +151,30 @@ def community_led_criteria(
     import pandas as pd
 
     out = pd.DataFrame(index=organisations.index)
+
+    def column(name: str) -> pd.Series:  # a column not collected: every value not reported
+        if name in organisations.columns:
+            return organisations[name]
+        return pd.Series(pd.NA, index=organisations.index, dtype="object")
+
     for role in COMMUNITY_LED_ROLES:
-        total = pd.to_numeric(organisations[f"{role}_total"], errors="coerce").astype(float)
-        const = pd.to_numeric(organisations[f"{role}_constituency"], errors="coerce").astype(float)
+        total = pd.to_numeric(column(f"{role}_total"), errors="coerce").astype(float)
+        const = pd.to_numeric(column(f"{role}_constituency"), errors="coerce").astype(float)
         known = total.notna() & const.notna() & (total > 0)
         met = const > majority * total
         out[f"majority_{role}"] = np.where(
             ~known, "not reported", np.where(met, "meets", "does not meet")
         )
-    for criterion, column in (
+    for criterion, source in (
         ("accountability_mechanism", "accountability_mechanism"),
         ("autonomy_agenda", "agenda_set_by_constituency"),
     ):
-        flag = organisations[column].astype("boolean")
+        flag = column(source).astype("boolean")
         out[criterion] = np.where(
             flag.isna(), "not reported", np.where(flag.fillna(False), "meets", "does not meet")
         )
-    gov = pd.to_numeric(organisations["funding_government_share"], errors="coerce")
-    don = pd.to_numeric(organisations["funding_donor_share"], errors="coerce")
+    gov = pd.to_numeric(column("funding_government_share"), errors="coerce")
+    don = pd.to_numeric(column("funding_donor_share"), errors="coerce")
     known = gov.notna() & don.notna()
     if funding_threshold is None:
         funding = np.where(known, "for information", "not reported")
@@ -178,9 +220,12 @@ def enrich(name: str, frame: pd.DataFrame, facilities: pd.DataFrame | None) -> p
     if name in ("routine", "outreach") and "period" in out:
         out["round"] = months_to_rounds(out["period"])
     if name == "facilities":
-        out["clm_arm"] = out["clm_start"].notna().map({True: "clm", False: "comparison"})
+        if "clm_start" in out:  # not collected: no arms
+            out["clm_arm"] = out["clm_start"].notna().map({True: "clm", False: "comparison"})
     elif facilities is not None and "facility_id" in out and name in DERIVED_COLUMNS:
-        fac = facilities[["facility_id", "region", "district", "type", "ownership", "clm_start"]]
+        # only the attributes the country collects (an absent one stays absent downstream)
+        wanted = ["facility_id", "region", "district", "type", "ownership", "clm_start"]
+        fac = facilities[[c for c in wanted if c in facilities.columns]]
         fac = fac.rename(columns={"type": "facility_type"})
         out = out.drop(columns=[c for c in fac.columns if c != "facility_id" and c in out])
         if not fac["facility_id"].is_unique:
@@ -195,11 +240,12 @@ def enrich(name: str, frame: pd.DataFrame, facilities: pd.DataFrame | None) -> p
         pos = pd.Index(fac["facility_id"]).get_indexer(out["facility_id"])
         for col in fac.columns.drop("facility_id"):
             out[col] = pd.Series(fac[col].array.take(pos, allow_fill=True), index=out.index)
-        out["clm_arm"] = out["clm_start"].notna().map({True: "clm", False: "comparison"})
-        when = _row_time(name, out)
-        active = (when >= out["clm_start"]).astype("boolean")
-        out["clm_active"] = active.fillna(False)
-        out = out.drop(columns=["clm_start"])
+        if "clm_start" in out:
+            out["clm_arm"] = out["clm_start"].notna().map({True: "clm", False: "comparison"})
+            when = _row_time(name, out)
+            active = (when >= out["clm_start"]).astype("boolean")
+            out["clm_active"] = active.fillna(False)
+            out = out.drop(columns=["clm_start"])
     if name == "organisations":
         status = community_led_criteria(out)
         ok = (status != "does not meet").all(axis=1)

@@ -9,6 +9,8 @@ the field and what is allowed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -16,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from clm_research.config.loader import read_yaml
-from clm_research.derived import dataset_table
+from clm_research.derived import dataset_table, derived_sources
 from clm_research.errors import FrameworkError
 from clm_research.expressions import ExpressionError, check_against_table, columns, parse
 from clm_research.paths import display_path, framework_path
@@ -33,6 +35,8 @@ __all__ = [
     "DEFAULT_LAG",
     "Indicator",
     "Framework",
+    "Availability",
+    "resolve_availability",
     "load_framework",
     "parse_framework",
 ]
@@ -568,3 +572,115 @@ def load_framework(country: str | None = None, path: Path | None = None) -> Fram
 def known_datasets() -> tuple[str, ...]:
     """Names of the datasets an indicator can use."""
     return tuple(TABLES)
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Which indicators of a framework a country's data can give, and why the others cannot.
+
+    A country collects any non-empty subset of the canonical tables and, within a table, may
+    not collect some optional columns (absent from its processed table). An indicator is
+    computable when every dataset it reads is present and every column it reads (filters,
+    values, sums, dates; derived columns through the columns they are made from) is collected.
+    Disaggregations never block an indicator: a grouping column the data lack is reported as
+    :data:`clm_research.indicators.ALL`.
+
+    Attributes
+    ----------
+    computable
+        Indicator ids that can be computed, in framework order.
+    not_computed
+        Indicator id -> the reason (``"not collected: no observations table"``,
+        ``"column `on_art` not collected"``), in framework order.
+    tables
+        The canonical tables present.
+    not_collected
+        Table -> optional columns absent from it (present tables only).
+    """
+
+    computable: tuple[str, ...]
+    not_computed: dict[str, str] = field(default_factory=dict)
+    tables: tuple[str, ...] = ()
+    not_collected: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def tables_not_collected(self) -> tuple[str, ...]:
+        """Canonical tables the country does not collect."""
+        return tuple(t for t in TABLES if t not in self.tables)
+
+    def lines(self) -> list[str]:
+        """One line per indicator not computed: ``id: reason``."""
+        return [f"{i}: {why}" for i, why in self.not_computed.items()]
+
+
+def _columns_of(value: Any) -> set[str]:
+    cols = getattr(value, "columns", value)
+    return {str(c) for c in cols}
+
+
+def resolve_availability(
+    framework: Framework,
+    tables: Mapping[str, Any],
+    indicators: Iterable[str] | None = None,
+) -> Availability:
+    """Resolve which of ``framework``'s indicators the data in ``tables`` can give.
+
+    Parameters
+    ----------
+    framework
+        The validated framework.
+    tables
+        Canonical table name -> the table (a DataFrame) or its column names. An absent table,
+        or an absent column of a present table, is "not collected".
+    indicators
+        Indicator ids to resolve, in this order; default every indicator of the framework.
+
+    Returns
+    -------
+    Availability
+        The computable indicators and the reason for each of the others.
+    """
+    present = {name: _columns_of(v) for name, v in tables.items() if name in TABLES}
+    wanted = (
+        framework.indicators
+        if indicators is None
+        else tuple(framework.indicator(i) for i in indicators)
+    )
+    ok: list[str] = []
+    missing: dict[str, str] = {}
+    for ind in wanted:
+        reasons: list[str] = []
+        for dataset, cols in ind.columns_used.items():
+            if dataset not in present:
+                reasons.append(f"not collected: no {dataset} table")
+                continue
+            for col in sorted(cols):
+                if col in present[dataset]:
+                    continue
+                sources = derived_sources(dataset, col)
+                if not sources:
+                    reasons.append(f"column `{col}` not collected")
+                    continue
+                for table_name, source in sources:
+                    if table_name not in present:
+                        reasons.append(f"column `{col}` not available: no {table_name} table")
+                        break
+                    if source not in present[table_name]:
+                        reasons.append(
+                            f"column `{col}` not available: `{table_name}.{source}` not collected"
+                        )
+                        break
+        if reasons:
+            missing[ind.id] = "; ".join(dict.fromkeys(reasons))
+        else:
+            ok.append(ind.id)
+    not_collected = {
+        name: tuple(c for c in TABLES[name].column_names if c not in cols)
+        for name, cols in present.items()
+    }
+    return Availability(
+        computable=tuple(ok),
+        not_computed=missing,
+        tables=tuple(t for t in TABLES if t in present),
+        not_collected={k: v for k, v in not_collected.items() if v},
+    )

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Literal
 
 from clm_research.derived import enrich
 from clm_research.expressions import evaluate, parse
-from clm_research.framework import Framework, Indicator
+from clm_research.framework import Availability, Framework, Indicator, resolve_availability
 
 if TYPE_CHECKING:
     import numpy as np
@@ -344,8 +344,19 @@ def _proportion_weights(
     ind: Indicator, ctx: _Context
 ) -> tuple[np.ndarray, tuple[str, np.ndarray] | None]:
     """Row weights of a proportion, rate or count: numerator, and (dataset, denominator)."""
+    import numpy as np
+
     name = ind.dataset
     pop = ctx.mask(name, None if ind.denominator_dataset else ind.denominator)
+    if ind.numerator_sum and ind.denominator_sum and not ind.denominator_dataset:
+        # A ratio of two reported counts (suppressed / tested) takes a row only when both are
+        # reported: a count left unreported is missing, not zero, and one side alone would
+        # bias the ratio (WHO Data Quality Review: internal consistency of paired numbers).
+        pop = (
+            pop
+            & ~np.isnan(ctx.column(name, ind.numerator_sum))
+            & ~np.isnan(ctx.column(name, ind.denominator_sum))
+        )
     num_mask = pop & ctx.mask(name, ind.numerator) if ind.numerator else pop
     num_w = _weights(ctx, name, num_mask, ind.numerator_sum)
     if ind.type == "count":
@@ -738,6 +749,14 @@ class Tabulation:
         Canonical tables by name.
     ci, confidence, indicators, as_of
         As for :func:`compute_indicators`.
+
+    Attributes
+    ----------
+    indicators
+        The indicators computed: those the data can give (see ``availability``).
+    availability
+        :func:`~clm_research.framework.resolve_availability` of the requested indicators on
+        ``tables``: what is not computed, and why (a table or column not collected).
     """
 
     def __init__(
@@ -755,10 +774,9 @@ class Tabulation:
         self.ci: CIMethod = ci
         self.confidence = confidence or framework.confidence
         self.as_of = pd.Timestamp(as_of) if as_of is not None else None
-        self.indicators: tuple[Indicator, ...] = (
-            framework.indicators
-            if indicators is None
-            else tuple(framework.indicator(i) for i in indicators)
+        self.availability: Availability = resolve_availability(framework, tables, indicators)
+        self.indicators: tuple[Indicator, ...] = tuple(
+            framework.indicator(i) for i in self.availability.computable
         )
         self._ctx = _Context(tables)
 
@@ -826,7 +844,9 @@ class Tabulation:
                     res[col] = np.nan
             parts.append(res)
         if not parts:
-            return pd.DataFrame(columns=[*RESULT_COLUMNS[:3], *by, *RESULT_COLUMNS[3:]])
+            out = pd.DataFrame(columns=[*RESULT_COLUMNS[:3], *by, *RESULT_COLUMNS[3:]])
+            out.attrs["not_computed"] = dict(self.availability.not_computed)
+            return out
         out = pd.concat(parts, ignore_index=True)
         for k in by:
             out[k] = out[k].astype("string").fillna("(missing)")
@@ -846,7 +866,9 @@ class Tabulation:
         ):
             out[c] = out[c].astype("float64")
         out["suppression"] = out["suppression"].astype(object)
-        return blank_suppressed(out) if blank else out
+        out = blank_suppressed(out) if blank else out
+        out.attrs["not_computed"] = dict(self.availability.not_computed)
+        return out
 
 
 def compute_indicators(
@@ -891,6 +913,9 @@ def compute_indicators(
         Columns ``indicator_id, label, level, <by…>, type, unit, direction, numerator,
         denominator, estimate, ci_low, ci_high, n, n_clusters, design_effect, suppressed,
         suppression, target, rag``, sorted by indicator (framework order) and group. A
-        suppressed row has every column of :data:`REVEALING_COLUMNS` blank.
+        suppressed row has every column of :data:`REVEALING_COLUMNS` blank. Only the
+        indicators the data can give are computed (a country collects a subset of the tables
+        and columns); ``result.attrs["not_computed"]`` maps every other requested indicator
+        to the reason (:func:`clm_research.framework.resolve_availability`).
     """
     return Tabulation(framework, tables, ci, confidence, indicators, as_of).table(by)

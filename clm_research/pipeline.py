@@ -206,6 +206,12 @@ def write_outputs(
     """
     pdir, qdir = processed_dir(country), quarantine_dir(country)
     written: dict[str, str] = {}
+    # A table this ingestion did not produce is not collected: a file left by an earlier
+    # ingestion (with another mapping) would make it look collected.
+    for name in TABLES:
+        if name not in report.accepted:
+            (pdir / f"{name}.parquet").unlink(missing_ok=True)
+            (qdir / f"{name}.parquet").unlink(missing_ok=True)
     for name, frame in report.accepted.items():
         key = list(TABLES[name].primary_key)
         out = frame.sort_values(key, kind="stable").reset_index(drop=True)
@@ -221,6 +227,7 @@ def write_outputs(
             "passed": report.passed,
             "max_share": report.max_share,
             "errors": report.errors,
+            "warnings": report.warnings,
             "data_docs": display_path(report.data_docs) if report.data_docs else None,
         }
         write_json(pdir / "manifest.json", manifest)
@@ -247,6 +254,9 @@ def _manifest(report: IngestReport, mp: Mapping) -> dict[str, Any]:
         },
         "inputs": [asdict(f) for f in report.inputs],
         "tables": {k: asdict(v) for k, v in report.gate.tables.items()},
+        # canonical tables and columns the country does not collect (absent downstream)
+        "not_collected": {k: v.not_collected for k, v in report.gate.tables.items()},
+        "tables_not_collected": [t for t in TABLES if t not in report.gate.tables],
         "raw_files_modified": False,
         "note": "Personal data columns were removed before any table or quarantine was written; "
         "only their names are listed here. Personal data typed into other columns were masked "
@@ -268,8 +278,8 @@ def ensure_country_data(country: str) -> Path:
         For a real country without processed tables (run ``clm ingest <country>``).
     """
     folder = processed_dir(country)
-    if all((folder / f"{name}.parquet").is_file() for name in TABLES):
-        return folder
+    if any((folder / f"{name}.parquet").is_file() for name in TABLES):
+        return folder  # a country may collect any non-empty subset of the tables
     if not load_country(country).is_demo:
         raise IngestError(
             f"{country}: no processed tables in {display_path(folder)}; run "

@@ -74,8 +74,11 @@ RULES: dict[str, str] = {
     "pattern": "value does not match the column's format (e.g. round 2024Q1, period 2024-03)",
     "duplicate_key": "a second row with the same primary key",
     "unknown_reference": "refers to an id missing from the referenced table (e.g. unknown facility_id)",
-    "future_date": "date after the data extraction date",
+    "future_date": "date, month or round after the data extraction date (e.g. DHIS2 period "
+    "203105, a tablet clock in 2031)",
     "inconsistent": "related numbers disagree (e.g. vl_suppressed > vl_tested)",
+    "outside_round": "the date falls outside the row's round (e.g. an interview dated "
+    "2024-05-02 in round 2024Q1)",
     "personal_data": "a name, phone number, e-mail address, national id or date of birth typed "
     "into the column; the cell was masked at ingestion (e.g. [masked: phone number])",
 }
@@ -201,8 +204,10 @@ def _bool(name: str, description: str, required: bool = False) -> Column:
     return Column(name, "boolean", description, required=required)
 
 
-def _count(name: str, description: str, required: bool = True) -> Column:
-    return Column(name, "integer", description, required=required, minimum=0)
+def _count(name: str, description: str) -> Column:
+    # A count a facility or site did not report is missing, never zero (WHO Data Quality
+    # Review: completeness of reporting), so no count is required.
+    return Column(name, "integer", description, minimum=0)
 
 
 FACILITIES = Table(
@@ -210,6 +215,7 @@ FACILITIES = Table(
     description="Health facilities: the units CLM monitors and the comparison facilities.",
     grain="facility",
     columns=(
+        # required: the key every other table refers to
         Column(
             "facility_id",
             "string",
@@ -217,21 +223,22 @@ FACILITIES = Table(
             required=True,
             pattern=r"^[A-Z]{2}-F\d{3,5}$",
         ),
-        Column("name", "string", "Facility name (public)", required=True),
-        Column("region", "string", "Region / province", required=True),
-        Column("district", "string", "District (the protective level for maps)", required=True),
+        # Name, place, type and ownership describe a facility; a facility list that lacks one
+        # (a list derived from survey answers, a DHIS2 org-unit export without groups) still
+        # identifies every facility, and reports show "(missing)" for the unknown attribute.
+        Column("name", "string", "Facility name (public)"),
+        Column("region", "string", "Region / province"),
+        Column("district", "string", "District (the protective level for maps)"),
         Column(
             "type",
             "category",
             "Facility type",
-            required=True,
             allowed=("hospital", "health_centre", "clinic", "dispensary"),
         ),
         Column(
             "ownership",
             "category",
             "Ownership",
-            required=True,
             allowed=("public", "faith_based", "private", "ngo"),
         ),
         Column("latitude", "float", "Facility latitude (WGS84)", minimum=-90, maximum=90),
@@ -248,6 +255,13 @@ INTERVIEWS = Table(
     sensitive=True,
     time_column="date",
     columns=(
+        # Required: the key, the facility the answers are about, and when (date and round):
+        # without them a row can be neither counted once nor placed in a facility-round.
+        # Every answer is optional. Exit surveys let a client decline a question, and skip
+        # logic asks some questions only of some clients (``on_art`` and the ART questions of
+        # people living with HIV, not of clients who came for testing or PrEP; the wait of
+        # those who waited), so a missing answer is "not asked" or "declined", never a fault;
+        # each indicator's denominator names the answers it needs (``... is not null``).
         Column("interview_id", "string", "Stable interview id (or keyed pseudonym)", required=True),
         Column("facility_id", "string", "Facility of the visit", required=True),
         Column("date", "date", "Interview date", required=True),
@@ -256,7 +270,6 @@ INTERVIEWS = Table(
             "sex",
             "category",
             "Sex of the client",
-            required=True,
             allowed=("female", "male", "other"),
         ),
         Column("age", "integer", "Age in completed years", minimum=15, maximum=100),
@@ -264,10 +277,9 @@ INTERVIEWS = Table(
             "key_population",
             "category",
             "Key-population group the client identifies with",
-            required=True,
             allowed=KEY_POPULATIONS,
         ),
-        _bool("on_art", "Client is on antiretroviral treatment", required=True),
+        _bool("on_art", "Client is on antiretroviral treatment (asked of people living with HIV)"),
         Column(
             "wait_minutes", "float", "Minutes from arrival to being seen", minimum=0, maximum=720
         ),
@@ -304,10 +316,13 @@ OBSERVATIONS = Table(
     grain="facility × round",
     time_column="date",
     columns=(
+        # Required: the key (facility × round). The visit date is empty for a visit that did
+        # not happen, and a checklist item may be unanswered; an unknown ``visit_completed``
+        # is left out of the share of visits completed (its denominator is the known ones).
         Column("facility_id", "string", "Facility observed", required=True),
         Column("round", "string", "CLM round (quarter)", required=True, pattern=ROUND_PATTERN),
         Column("date", "date", "Visit date (empty when the visit did not happen)"),
-        _bool("visit_completed", "The planned monitoring visit took place", required=True),
+        _bool("visit_completed", "The planned monitoring visit took place"),
         _bool("arv_stockout", "Any ARV regimen out of stock on the day"),
         _bool("condom_stockout", "Condoms out of stock"),
         _bool("lubricant_stockout", "Lubricants out of stock"),
@@ -327,6 +342,10 @@ ISSUES = Table(
     grain="issue",
     time_column="identified_on",
     columns=(
+        # Required: the key, the facility, the round and the date found (the start of every
+        # duration). Category, severity, level and status are recorded by some issue logs
+        # and not others; an issue without them still counts as found (and, by its dates,
+        # as escalated or resolved); the share resolved by status counts known statuses only.
         Column("issue_id", "string", "Stable issue id", required=True),
         Column("facility_id", "string", "Facility where the issue was found", required=True),
         Column(
@@ -340,24 +359,20 @@ ISSUES = Table(
             "category",
             "category",
             "What the issue is about",
-            required=True,
             allowed=ISSUE_CATEGORIES,
         ),
-        Column(
-            "severity", "category", "Severity", required=True, allowed=("low", "medium", "high")
-        ),
+        Column("severity", "category", "Severity", allowed=("low", "medium", "high")),
         Column("identified_on", "date", "Date identified", required=True),
         Column("escalated_on", "date", "Date escalated beyond the facility"),
         Column(
             "escalation_level",
             "category",
             "Highest level it reached",
-            required=True,
             allowed=ESCALATION_LEVELS,
         ),
         Column("action_agreed_on", "date", "Date a corrective action was agreed with duty bearers"),
         Column("resolved_on", "date", "Date resolved (empty = still open: censored)"),
-        Column("status", "category", "Current status", required=True, allowed=ISSUE_STATUSES),
+        Column("status", "category", "Current status", allowed=ISSUE_STATUSES),
     ),
     primary_key=("issue_id",),
     foreign_keys=(ForeignKey("facility_id", "facilities", "facility_id"),),
@@ -369,6 +384,7 @@ ROUTINE = Table(
     grain="facility × month",
     time_column="period",
     columns=(
+        # Required: the key (facility × month). Every count may be unreported (see _count).
         Column("facility_id", "string", "Reporting facility", required=True),
         Column("period", "string", "Reporting month", required=True, pattern=MONTH_PATTERN),
         _count("tx_curr", "People currently on ART"),
@@ -389,13 +405,15 @@ ORGANISATIONS = Table(
     description="CLM implementing organisations (UNAIDS community-led definition criteria).",
     grain="organisation",
     columns=(
+        # Required: the key and the public name (organisations are named in reports). The
+        # constituency and every criterion may be unreported: the community-led assessment
+        # shows "not reported" for them.
         Column("organisation_id", "string", "Stable organisation id", required=True),
         Column("name", "string", "Organisation name (public)", required=True),
         Column(
             "constituency",
             "category",
             "Constituency it represents",
-            required=True,
             allowed=(
                 "plhiv",
                 "sex_worker",
@@ -418,8 +436,8 @@ ORGANISATIONS = Table(
                 "volunteers",
             )
             for col in (
-                _count(f"{role}_total", f"People in {role}", required=False),
-                _count(f"{role}_constituency", "Of those, from the constituency", required=False),
+                _count(f"{role}_total", f"People in {role}"),
+                _count(f"{role}_constituency", "Of those, from the constituency"),
             )
         ),
         _bool(
@@ -440,9 +458,9 @@ ORGANISATIONS = Table(
             maximum=1,
         ),
         _bool("agenda_set_by_constituency", "Priorities set by the constituency, not by funders"),
-        _count("monitors_trained", "CLM monitors trained in the year", required=False),
-        _count("monitors_planned", "CLM monitors planned in the year", required=False),
-        _count("reports_published", "CLM reports published in the year", required=False),
+        _count("monitors_trained", "CLM monitors trained in the year"),
+        _count("monitors_planned", "CLM monitors planned in the year"),
+        _count("reports_published", "CLM reports published in the year"),
     ),
     primary_key=("organisation_id",),
 )
@@ -454,6 +472,9 @@ OUTREACH = Table(
     sensitive=True,
     time_column="period",
     columns=(
+        # Required: the key (site × month × group), the implementing organisation it is
+        # reported by, and the district: the only place of a site that is ever published, so
+        # a row without it could be shown only by naming its site.
         Column("site_id", "string", "Outreach site (never mapped)", required=True),
         Column("organisation_id", "string", "Implementing organisation", required=True),
         Column(
@@ -474,8 +495,8 @@ OUTREACH = Table(
         _count("condoms_required", "Condoms required (need estimate)"),
         _count("lubricants_distributed", "Lubricants distributed"),
         _count("lubricants_required", "Lubricants required"),
-        _count("needles_distributed", "Needles and syringes distributed", required=False),
-        _count("needles_required", "Needles and syringes required", required=False),
+        _count("needles_distributed", "Needles and syringes distributed"),
+        _count("needles_required", "Needles and syringes required"),
         _count("referrals_made", "Referrals to clinical services"),
         _count("referrals_completed", "Referrals completed"),
         _count("dic_visits", "Drop-in-centre visits"),

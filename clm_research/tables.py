@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from clm_research.errors import DataQualityError
-from clm_research.paths import processed_dir
+from clm_research.paths import display_path, processed_dir
 from clm_research.schema import TABLES, Table
 
 if TYPE_CHECKING:
@@ -75,17 +75,22 @@ def _to_boolean(s: pd.Series, where: str) -> pd.Series:
     return out
 
 
-def coerce(frame: pd.DataFrame, table_name: str, source: str = "") -> pd.DataFrame:
+def coerce(
+    frame: pd.DataFrame, table_name: str, source: str = "", *, add_missing: bool = True
+) -> pd.DataFrame:
     """Return ``frame`` restricted to the data model's columns, with canonical dtypes.
 
     Parameters
     ----------
     frame
-        Rows of table ``table_name``; missing optional columns are added empty.
+        Rows of table ``table_name``.
     table_name
         A canonical table name.
     source
         File name for error messages.
+    add_missing
+        Add absent optional columns empty (the generator's and tests' convenience); ``False``
+        keeps them absent, as processed tables are read: an absent column was not collected.
 
     Raises
     ------
@@ -105,6 +110,8 @@ def coerce(frame: pd.DataFrame, table_name: str, source: str = "") -> pd.DataFra
         )
     out = pd.DataFrame(index=frame.index)
     for col in table.columns:
+        if not add_missing and col.name not in frame.columns:
+            continue
         where = f"{where_base}, column {col.name!r}"
         s = frame[col.name] if col.name in frame.columns else pd.Series(pd.NA, index=frame.index)
         if col.dtype in ("string", "category"):
@@ -162,10 +169,15 @@ def write_tables(frames: dict[str, pd.DataFrame], folder: Path) -> dict[str, Pat
 def read_country(country: str, folder: Path | None = None) -> dict[str, pd.DataFrame]:
     """Read a country's processed canonical tables (``data/processed/<country>/*.parquet``).
 
+    A country collects any non-empty subset of the canonical tables and, within a table, may
+    not collect some optional columns: an absent table is absent from the result and an
+    absent column absent from its frame ("not collected"; see
+    :func:`clm_research.framework.resolve_availability`).
+
     Raises
     ------
     DataQualityError
-        When the folder or a table is missing: run ``clm ingest <country>`` first.
+        When the folder holds no processed table: run ``clm ingest <country>`` first.
     """
     import pandas as pd
 
@@ -173,12 +185,15 @@ def read_country(country: str, folder: Path | None = None) -> dict[str, pd.DataF
     frames: dict[str, pd.DataFrame] = {}
     for name in TABLES:
         path = folder / f"{name}.parquet"
-        if not path.is_file():
-            raise DataQualityError(
-                f"{path}: processed table missing; run `clm ingest {country}` "
-                f"(or `make report`, which ingests the demo data) first"
+        if path.is_file():
+            frames[name] = coerce(
+                pd.read_parquet(path), name, source=display_path(path), add_missing=False
             )
-        frames[name] = coerce(pd.read_parquet(path), name, source=str(path))
+    if not frames:
+        raise DataQualityError(
+            f"{display_path(folder)}: no processed table; run `clm ingest {country}` "
+            f"(or `make report`, which ingests the demo data) first"
+        )
     return frames
 
 

@@ -65,6 +65,8 @@ def published_xa() -> dict[str, pd.DataFrame]:
     folder = country_report_dir("XA") / "indicators"
     out = {}
     for path in sorted(folder.glob("*.csv")):
+        if path.stem not in PUBLISHED_GROUPINGS:  # e.g. not_computed.csv: no indicator table
+            continue
         by = ["facility_id", "round", "district", "sex", "key_population", "clm_arm"]
         out[path.stem] = pd.read_csv(path, dtype=dict.fromkeys(by, "string"))
     return out

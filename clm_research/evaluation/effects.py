@@ -243,7 +243,13 @@ def clm_effects(framework: Framework, tables: Mapping[str, pd.DataFrame]) -> pd.
     from clm_research.errors import CLMError
     from clm_research.evaluation.did import callaway_santanna
     from clm_research.evaluation.panels import indicator_panel
+    from clm_research.framework import resolve_availability
 
+    # a country that does not collect an indicator's data, or its facilities' CLM start
+    # dates (the comparison), has nothing to evaluate: said in the note, never an error
+    missing = resolve_availability(framework, tables).not_computed
+    fac = tables.get("facilities")
+    no_arms = fac is None or "clm_start" not in fac.columns
     rows = []
     for ind in framework.indicators:
         if ind.level not in ("outcomes", "impact"):
@@ -256,10 +262,18 @@ def clm_effects(framework: Framework, tables: Mapping[str, pd.DataFrame]) -> pd.
             "type": ind.type,
         }
         panel = None
-        try:
-            panel = indicator_panel(framework, tables, ind.id)
-        except (CLMError, KeyError, ValueError) as e:  # reported, not hidden
-            row["note"] = f"panel not built: {e}"
+        if ind.id in missing:
+            row["note"] = f"not evaluated: {missing[ind.id]}"
+        elif no_arms and ind.dataset in ("interviews", "routine"):
+            row["note"] = (
+                "not evaluated: no facility list with CLM start dates, so CLM and comparison "
+                "facilities cannot be told apart"
+            )
+        else:
+            try:
+                panel = indicator_panel(framework, tables, ind.id)
+            except (CLMError, KeyError, ValueError) as e:  # reported, not hidden
+                row["note"] = f"panel not built: {e}"
         if panel is None and "note" not in row:
             row["note"] = _no_design_reason(ind)
         if panel is not None:

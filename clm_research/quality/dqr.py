@@ -273,6 +273,8 @@ def scorecard(
         ``inconsistent`` (broken internal-consistency pairs), ``time_flags`` (indicators beyond
         ±33% of the preceding-period mean) and ``ok`` (reported, complete and no flag).
     """
+    # a data element the country does not collect is absent: it is not a check of its data
+    value_columns = [c for c in value_columns if c in routine.columns]
     grid = completeness(routine, facilities, periods, value_columns)
     keys = ["facility_id", "period"]
     r = routine.drop_duplicates(keys)

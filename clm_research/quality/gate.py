@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,8 @@ __all__ = [
     "run_gate",
     "run_gx",
     "QUARANTINE_COLUMNS",
+    "missing_required",
+    "not_collected",
 ]
 
 #: Columns the quarantine adds in front of the canonical columns.
@@ -57,6 +60,8 @@ class TableGate:
     gx_success: bool | None = None
     gx_failed: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: Optional canonical columns absent from the data: the country does not collect them.
+    not_collected: list[str] = field(default_factory=list)
 
     @property
     def share(self) -> float:
@@ -71,6 +76,9 @@ class GateReport:
     max_share: float
     tables: dict[str, TableGate] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    #: What the user must know although the gate may pass (e.g. facility ids checked against
+    #: a list derived from the data, or not checked, for want of a facilities table).
+    warnings: list[str] = field(default_factory=list)
     accepted: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
     quarantine: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
     data_docs: Path | None = None
@@ -87,22 +95,30 @@ class GateReport:
         return pd.DataFrame(rows, columns=["table", "rule", "rows"])
 
     def summary(self) -> str:
-        """A short human summary, one line per table."""
+        """A human summary: a line per table, then every failing rule with its rows, the
+        columns not collected and the notes (e.g. facility ids checked against a derived list).
+        """
         lines = [
             f"{self.country}: gate {'PASSED' if self.passed else 'FAILED'} "
             f"(max quarantined share {self.max_share:.0%})"
         ]
         for e in self.errors:
             lines.append(f"  ERROR {e}")
+        for w in self.warnings:
+            lines.append(f"  WARNING {w}")
         for t in self.tables.values():
             flag = " > max" if t.share > self.max_share else ""
-            rules = ", ".join(
-                f"{k} {v}" for k, v in sorted(t.by_rule.items(), key=lambda kv: -kv[1])[:5]
-            )
             lines.append(
                 f"  {t.table:<13} {t.input_rows:>8} in {t.accepted:>8} accepted {t.quarantined:>6} "
-                f"quarantined ({t.share:.1%}{flag}){': ' + rules if rules else ''}"
+                f"quarantined ({t.share:.1%}{flag})"
             )
+            # every failing rule, most rows first (a row may fail several rules)
+            for rule, rows in sorted(t.by_rule.items(), key=lambda kv: (-kv[1], kv[0])):
+                lines.append(f"      {rule:<40} {rows:>8} row(s)")
+            if t.not_collected:
+                lines.append(f"      not collected: {', '.join(t.not_collected)}")
+            for note in t.notes:
+                lines.append(f"      note: {note}")
         if self.data_docs:
             lines.append(f"  Data Docs: {display_path(self.data_docs)}")
         return "\n".join(lines)
@@ -127,30 +143,79 @@ def _country_defaults(
     return pd.Timestamp(as_of), float(max_share)
 
 
-def _references(staged: dict[str, StagedTable]) -> dict[str, pd.Series]:
+#: Where a facility list is derived from when a country has no facilities table: the routine
+#: data's reporting facilities (the programme's register, e.g. DHIS2 organisation units).
+FACILITY_LIST_SOURCE = "routine"
+
+
+def _references(
+    staged: dict[str, StagedTable], warnings: list[str] | None = None
+) -> dict[str, pd.Series]:
+    """Known ids per ``"table.column"`` for referential integrity.
+
+    Without a facilities table, facility ids are checked against the facilities of the
+    routine data (a list derived from the data), and a warning says so; without either, they
+    cannot be checked, and a warning says that an unknown id (a typo such as ``ZZ-F999``) is
+    not caught.
+    """
     refs: dict[str, pd.Series] = {}
     for name, t in TABLES.items():
         if name in staged:
             for k in t.primary_key:
                 if len(t.primary_key) == 1:
                     refs[f"{name}.{k}"] = staged[name].frame[k]
+    linked = sorted(
+        name
+        for name in staged
+        if any(fk.ref_table == "facilities" for fk in TABLES[name].foreign_keys)
+    )
+    if "facilities.facility_id" not in refs and linked:
+        source = staged.get(FACILITY_LIST_SOURCE)
+        checked = [n for n in linked if n != FACILITY_LIST_SOURCE]
+        if source is not None and checked:
+            ids = source.frame["facility_id"].dropna().drop_duplicates()
+            refs["facilities.facility_id"] = ids
+            if warnings is not None:
+                warnings.append(
+                    f"no facilities table: facility ids of {', '.join(checked)} checked against "
+                    f"the {len(ids)} facilities of the {FACILITY_LIST_SOURCE} data (a list "
+                    "derived from the data); add a facilities table to check them against the "
+                    "facility register"
+                )
+        elif warnings is not None:
+            warnings.append(
+                f"no facilities table: facility ids of {', '.join(linked)} are not checked, so "
+                "an unknown id (a typo such as ZZ-F999) is accepted; add a facilities table "
+                "(or routine data) to check them"
+            )
     return refs
 
 
 def _canonical_frame(frame: pd.DataFrame, name: str) -> pd.DataFrame:
-    """All canonical columns in schema order (absent optional columns added empty)."""
+    """The canonical columns the data have, in schema order, in their canonical dtypes.
+
+    An absent optional column stays absent: the country does not collect it, and downstream
+    an absent column means "not collected" (an empty column would read as "asked, never
+    answered").
+    """
     empty = empty_table(name)
     out = pd.DataFrame(index=frame.index)
     for c in empty.columns:
         if c in frame.columns:
             out[c] = frame[c]
-        else:
-            out[c] = pd.Series(
-                np.nan if empty[c].dtype == "float64" else None,
-                index=frame.index,
-                dtype=empty[c].dtype,
-            )
     return out
+
+
+def missing_required(name: str, columns: Iterable[str]) -> list[str]:
+    """Required columns of table ``name`` absent from ``columns`` (in schema order)."""
+    have = set(columns)
+    return [c.name for c in TABLES[name].columns if c.required and c.name not in have]
+
+
+def not_collected(name: str, columns: Iterable[str]) -> list[str]:
+    """Optional columns of table ``name`` absent from ``columns``: not collected (schema order)."""
+    have = set(columns)
+    return [c.name for c in TABLES[name].columns if not c.required and c.name not in have]
 
 
 def run_gate(
@@ -186,7 +251,17 @@ def run_gate(
     t0 = time.perf_counter()
     as_of_ts, share = _country_defaults(country, as_of, max_share)
     report = GateReport(country=country, max_share=share, errors=list(errors or []))
-    refs = _references(staged)
+    staged = dict(staged)
+    for name in list(staged):
+        missing = missing_required(name, staged[name].frame.columns)
+        if missing:  # a table-level failure: the table cannot be keyed, placed or counted
+            report.errors.append(
+                f"{name}: required column(s) {', '.join(missing)} absent [rule: missing_column]. "
+                f"Fix: map them in the country's mapping (only optional columns may be "
+                f"declared not_collected; see `clm schema`)."
+            )
+            del staged[name]
+    refs = _references(staged, report.warnings)
     for name, st in staged.items():
         table = TABLES[name]
         n = len(st.frame)
@@ -229,10 +304,16 @@ def run_gate(
             len(q),
             {k: int(np.sum(v)) for k, v in masks.items() if np.any(v)},
         )
+        tg.not_collected = not_collected(name, st.frame.columns)
         for fk in table.foreign_keys:
             if f"{fk.ref_table}.{fk.ref_column}" not in refs:
                 tg.notes.append(
                     f"{fk.column} not checked against {fk.ref_table}: no {fk.ref_table} table"
+                )
+            elif fk.ref_table not in staged:
+                tg.notes.append(
+                    f"{fk.column} checked against a list derived from the "
+                    f"{FACILITY_LIST_SOURCE} data: no {fk.ref_table} table"
                 )
         report.tables[name] = tg
         report.accepted[name] = accepted
@@ -315,7 +396,9 @@ def run_gx(
     object_columns: dict[str, set[str]] = {}
     for name, st in staged.items():
         frame = st.frame
-        specs = expectation_specs(name, ref_values, as_of, framework_columns(name, None))
+        specs = expectation_specs(
+            name, ref_values, as_of, framework_columns(name, None), present=frame.columns
+        )
         object_columns[name] = {
             s.kwargs["column"]
             for s in specs

@@ -7,6 +7,11 @@ names from :data:`clm_research.schema.RULES`, e.g. ``"range:wait_minutes"``.
 
 Missing values are never a range, pattern or allowed-value failure; they fail only
 ``not_null`` when the column is required (the Great Expectations convention too).
+
+Two rules are checked here only, row by row (no Great Expectations expectation compares a text
+period with a date): ``future_date`` of a reporting month or round that starts after the
+extraction date (:data:`ROW_ONLY_RULES`), and ``outside_round``, a dated row (interview,
+visit, issue) whose date is not in its round.
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from clm_research.schema import RULES, Table
+from clm_research.schema import MONTH_PATTERN, ROUND_PATTERN, RULES, Table
 
 __all__ = [
     "Consistency",
     "CONSISTENCY",
     "rule_label",
+    "ROW_ONLY_RULES",
     "row_masks",
     "failed_rules_column",
 ]
@@ -59,6 +65,33 @@ CONSISTENCY: tuple[Consistency, ...] = (
     Consistency("issues", "identified_on", "resolved_on"),
     *_org_pairs(),
 )
+
+
+#: Rule labels the gate checks row by row without a Great Expectations expectation: a month or
+#: round after the extraction date, a date outside its round.
+ROW_ONLY_RULES: tuple[str, ...] = (
+    "future_date:period",
+    "future_date:round",
+    "outside_round:date",
+    "outside_round:identified_on",
+)
+
+
+def _period_start(s: pd.Series, pattern: str) -> pd.Series:
+    """First day of each well-formed month (``2024-03``) or round (``2024Q1``); else NaT."""
+    text = s.astype("string")
+    ok = text.str.fullmatch(pattern.strip("^$")).fillna(False)
+    out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
+    if not ok.any():
+        return out
+    good = text[ok]
+    year = good.str.slice(0, 4).astype(int)
+    if pattern == MONTH_PATTERN:
+        month = good.str.slice(5, 7).astype(int)
+    else:
+        month = (good.str.slice(5, 6).astype(int) - 1) * 3 + 1
+    out[ok] = pd.to_datetime({"year": year, "month": month, "day": 1}).astype("datetime64[ns]")
+    return out
 
 
 def rule_label(rule: str, column: str) -> str:
@@ -140,6 +173,24 @@ def row_masks(
         if col.dtype == "date" and as_of is not None:
             d = pd.to_datetime(s, errors="coerce")
             add("future_date", col.name, (d > as_of).fillna(False))
+        if col.pattern in (MONTH_PATTERN, ROUND_PATTERN) and as_of is not None:
+            # a DHIS2 period 203105 or a round 2031Q2 that starts after the extraction date
+            add("future_date", col.name, (_period_start(s, col.pattern) > as_of).fillna(False))
+
+    time_col = table.time_column
+    if (
+        time_col is not None
+        and "round" in frame.columns
+        and time_col in frame.columns
+        and table.column(time_col).dtype == "date"
+        and "round" in table
+        and table.column("round").pattern == ROUND_PATTERN
+    ):
+        # the round names a quarter: a date outside it is a wrong date or a wrong round
+        start = _period_start(frame["round"], ROUND_PATTERN)
+        when = pd.to_datetime(frame[time_col], errors="coerce")
+        end = start + pd.DateOffset(months=3)
+        add("outside_round", time_col, ((when < start) | (when >= end)).fillna(False))
 
     key = list(table.primary_key)
     if all(k in frame.columns for k in key):

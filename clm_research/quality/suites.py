@@ -61,6 +61,7 @@ def expectation_specs(
     references: Mapping[str, Iterable[Any]] | None = None,
     as_of: pd.Timestamp | None = None,
     framework_cols: Iterable[str] = (),
+    present: Iterable[str] | None = None,
 ) -> list[ExpectationSpec]:
     """Every expectation of a canonical table, derived from the schema.
 
@@ -73,12 +74,19 @@ def expectation_specs(
     as_of
         Data extraction date: dates must not be later (``future_date``).
     framework_cols
-        Columns some indicator reads: each must exist.
+        Columns some indicator reads: each must exist (unless not collected).
+    present
+        The columns the data have. An optional column that is absent was not collected in
+        this country: it gets no expectation (the indicators that read it are not computed).
+        ``None``: every column is expected.
     """
     t = TABLES[table] if isinstance(table, str) else table
     references = references or {}
+    have = set(t.column_names if present is None else present)
     specs: list[ExpectationSpec] = []
     for col in t.columns:
+        if not col.required and col.name not in have:
+            continue
         if col.required:
             specs.append(
                 ExpectationSpec(
@@ -145,7 +153,7 @@ def expectation_specs(
         )
     for fk in t.foreign_keys:
         ref = references.get(f"{fk.ref_table}.{fk.ref_column}")
-        if ref is None:
+        if ref is None or fk.column not in have:
             continue
         ids = sorted({str(v) for v in ref if v is not None and not pd.isna(v)})
         specs.append(
@@ -156,7 +164,7 @@ def expectation_specs(
             )
         )
     for pair in CONSISTENCY:
-        if pair.table != t.name:
+        if pair.table != t.name or pair.smaller not in have or pair.larger not in have:
             continue
         is_date = t.column(pair.smaller).dtype == "date"
         specs.append(
@@ -171,7 +179,8 @@ def expectation_specs(
                 f"inconsistent:{pair.larger if is_date else pair.smaller}",
             )
         )
-    for c in sorted(set(framework_cols)):
+    not_collected = {c.name for c in t.columns if not c.required and c.name not in have}
+    for c in sorted(set(framework_cols) - not_collected):
         specs.append(ExpectationSpec("ExpectColumnToExist", {"column": c}, f"framework:{c}"))
     return specs
 

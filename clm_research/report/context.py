@@ -26,6 +26,7 @@ __all__ = [
     "country_tables",
     "published_tables",
     "indicator_table",
+    "not_computed",
     "effect_panel",
     "clm_effects",
     "rounds_with_data",
@@ -55,6 +56,21 @@ def country_tables(country: str) -> dict[str, pd.DataFrame]:
     folder = processed_dir(country)
     stamp = max((p.stat().st_mtime for p in folder.glob("*.parquet")), default=0.0)
     return _tables(country, stamp)
+
+
+@cache
+def _not_computed(country: str, stamp: float) -> dict[str, str]:
+    from clm_research.framework import resolve_availability
+
+    return resolve_availability(framework_of(country), country_tables(country)).not_computed
+
+
+def not_computed(country: str) -> dict[str, str]:
+    """Indicators the country's data cannot give, with the reason (a table or column not
+    collected; :func:`clm_research.framework.resolve_availability`)."""
+    folder = processed_dir(country)
+    stamp = max((p.stat().st_mtime for p in folder.glob("*.parquet")), default=0.0)
+    return _not_computed(country, stamp)
 
 
 @cache

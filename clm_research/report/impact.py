@@ -59,7 +59,7 @@ def impact_effects_table(country: str) -> PresentationTable:
     return effects_table(country, "impact")
 
 
-def impact_trends(country: str) -> ReportFigure:
+def impact_trends(country: str) -> ReportFigure | str:
     """Routine impact indicators by quarter, CLM vs comparison facilities."""
     ids = [i.id for i in framework_of(country).by_level("impact")]
     return trend_figure(country, ids[:4], by_arm=True)

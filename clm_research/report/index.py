@@ -1,5 +1,8 @@
 """``reports/index.html``: every country with its last run's status and headline verdicts.
 
+For a country that collects only some tables, the page lists the chapters that ran and those
+whose data are not collected there (``chapters`` in ``status.json``).
+
 Built from each country's ``reports/<cc>/status.json`` (written by the runner after every
 run), so a failed run still links the last good report. Static HTML, no scripts.
 """
@@ -28,7 +31,24 @@ th { background: #f0f3f7; }
 .status-failed { color: #cf222e; font-weight: bold; }
 .status-never { color: #57606a; }
 .msg { font-size: 0.9em; white-space: pre-wrap; }
+.chapters { font-size: 0.85em; color: #57606a; }
 """
+
+
+def _chapters_html(chapters: dict[str, str]) -> str:
+    """Which chapters ran and which were not collected (empty when every chapter ran)."""
+    from clm_research.report.chapters import CHAPTER_TITLES
+
+    if not chapters:
+        return ""
+    ran = [CHAPTER_TITLES.get(c, c) for c, label in chapters.items() if label == "ran"]
+    absent = [CHAPTER_TITLES.get(c, c) for c, label in chapters.items() if label != "ran"]
+    if not absent:
+        return f'<div class="chapters">All {len(ran)} chapters ran.</div>'
+    return (
+        f'<div class="chapters">Chapters run: {html.escape(", ".join(ran))}. '
+        f"Not collected in this country: {html.escape(', '.join(absent))}.</div>"
+    )
 
 
 def _rel(path: str | None, base: Path) -> str | None:
@@ -94,7 +114,8 @@ def render_index(rows: list[dict[str, Any]], base: Path, synthesis: str | None =
             f'<td class="status-{esc(status)}">{esc(status)}</td>'
             f"<td>{esc(str(last.get('period') or ''))}</td>"
             f"<td>{report}</td>"
-            f'<td class="msg">{esc(message or "")}</td>'
+            f'<td class="msg">{esc(message or "")}'
+            f"{_chapters_html(good.get('chapters') or {}) if link else ''}</td>"
             f"<td>{esc(when)}</td>"
             "</tr>"
         )

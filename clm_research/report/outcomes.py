@@ -161,10 +161,13 @@ def client_models(country: str, indicator_ids: tuple[str, ...]) -> pd.DataFrame:
 
     from clm_research.evaluation.client import indicator_gee
     from clm_research.evaluation.panels import has_row_outcome
+    from clm_research.report.chapters import comparison_note, computed_ids
 
     framework, tables = framework_of(country), country_tables(country)
+    if comparison_note(country) is not None:  # no CLM exposure to model
+        return pd.DataFrame()
     out = []
-    for iid in indicator_ids:
+    for iid in computed_ids(country, indicator_ids):  # those the country collects
         if not has_row_outcome(framework.indicator(iid)):
             continue  # not a client-level indicator: it has no row in this table
         res = indicator_gee(framework, tables, iid)
@@ -204,7 +207,11 @@ def client_models_display(models: pd.DataFrame, framework: Framework) -> Present
     """The GEE check as a table: one measure per row, named, in its unit (odds ratios and
     minutes are never in one unlabelled column)."""
     if models.empty:
-        return "No interview indicator has a client-level outcome to model."
+        return (
+            "No interview indicator has a client-level outcome to model here (the indicators "
+            "are not collected in this country, or CLM and comparison facilities cannot be "
+            "told apart)."
+        )
     t = PresentationTable(
         [
             Column("Indicator (unit)", align="left", wrap=True, width="32%"),

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clm_research.paths import country_report_dir, processed_dir, quarantine_dir
+from clm_research.report.chapters import not_collected_note
 from clm_research.report.context import country_tables
 from clm_research.report.format import (
     Cell,
@@ -59,8 +60,10 @@ def _table_name(name: str) -> str:
 def gate_summary(country: str) -> pd.DataFrame:
     """Rows accepted and quarantined per table, read from the gate's outputs on disk.
 
-    Columns ``table, rows received, accepted, quarantined, quarantined share`` (a share 0–1);
-    ``attrs`` hold the gate's verdict (``passed``) and its threshold (``max_share``).
+    Columns ``table, rows received, accepted, quarantined, quarantined share`` (a share 0–1),
+    one row per table the country collects; ``attrs`` hold the gate's verdict (``passed``),
+    its threshold (``max_share``), the tables not collected (``tables_not_collected``) and
+    the columns not collected per table (``not_collected``, from the manifest).
     """
     import pandas as pd
 
@@ -70,9 +73,13 @@ def gate_summary(country: str) -> pd.DataFrame:
     passed = manifest.get("gate", {}).get("passed")
     max_share = manifest.get("gate", {}).get("max_share")
 
+    absent = []
     for name in TABLES:
         acc = processed_dir(country) / f"{name}.parquet"
         qua = quarantine_dir(country) / f"{name}.parquet"
+        if not acc.is_file() and not qua.is_file():
+            absent.append(name)
+            continue
         n_acc = (
             len(pd.read_parquet(acc, columns=[TABLES[name].primary_key[0]])) if acc.is_file() else 0
         )
@@ -90,6 +97,10 @@ def gate_summary(country: str) -> pd.DataFrame:
     out = pd.DataFrame(rows)
     out.attrs["passed"] = passed
     out.attrs["max_share"] = max_share
+    out.attrs["tables_not_collected"] = absent
+    out.attrs["not_collected"] = {
+        k: list(v) for k, v in (manifest.get("not_collected") or {}).items() if v
+    }
     return out
 
 
@@ -135,6 +146,18 @@ def gate_display(gate: pd.DataFrame) -> PresentationTable:
         t.note(
             f"A table fails the gate when more than {float(max_share):.0%} of its rows are "
             "quarantined; quarantined rows are kept with the rules they broke, never dropped."
+        )
+    absent = gate.attrs.get("tables_not_collected") or []
+    if absent:
+        t.note(
+            "Not collected in this country: "
+            + ", ".join(_table_name(a).lower() for a in absent)
+            + " (the chapters on them say so)."
+        )
+    for name, cols in (gate.attrs.get("not_collected") or {}).items():
+        t.note(
+            f"{_table_name(name)}: not collected in this country: {', '.join(cols)} (the "
+            "indicators that need them are not computed)."
         )
     return t
 
@@ -188,15 +211,23 @@ def quarantine_display(by_rule: pd.DataFrame) -> PresentationTable | str:
 
 def dqr_scorecard(country: str) -> pd.DataFrame:
     """WHO Data Quality Review scorecard of the routine data (facility × month; saved whole)."""
+    import pandas as pd
+
     from clm_research.quality import dqr
 
     t = country_tables(country)
-    return dqr.scorecard(t["routine"], t["facilities"]["facility_id"])
+    if "routine" not in t:  # not collected: an empty card, and the summary says so
+        return pd.DataFrame(columns=["facility_id", "period"])
+    facilities = t["facilities"]["facility_id"] if "facilities" in t else None
+    return dqr.scorecard(t["routine"], facilities)
 
 
-def dqr_summary(card: pd.DataFrame, csv_name: str = "dqr_scorecard.csv") -> PresentationTable:
+def dqr_summary(card: pd.DataFrame, csv_name: str = "dqr_scorecard.csv") -> PresentationTable | str:
     """The facility × month DQR table summarised: one row per check, over all months and the
-    last twelve (the full table is in ``tables/<csv_name>`` beside the report)."""
+    last twelve (the full table is in ``tables/<csv_name>`` beside the report); the "not
+    collected" note for a country without routine data."""
+    if card.empty:
+        return not_collected_note(["routine"], "The WHO Data Quality Review")
     periods = sorted(card["period"].astype(str).unique())
     last12 = card[card["period"].astype(str).isin(periods[-12:])]
     span = f"{periods[0]}–{periods[-1]}" if periods else "all months"
@@ -243,6 +274,8 @@ def dqr_summary(card: pd.DataFrame, csv_name: str = "dqr_scorecard.csv") -> Pres
 
 def dqr_facilities(card: pd.DataFrame, top: int = 10) -> PresentationTable | str:
     """The facilities with the most flagged months (outliers, inconsistencies, time flags)."""
+    if card.empty:
+        return ""
     flags = card.assign(
         flagged=(
             card[["outliers_moderate", "outliers_extreme", "inconsistent", "time_flags"]].sum(
@@ -287,8 +320,12 @@ def dqr_facilities(card: pd.DataFrame, top: int = 10) -> PresentationTable | str
 def dqr_csv_link(output_dir: str | Path = "", csv_name: str = "dqr_scorecard.csv") -> str:
     """A link to the full facility × month DQR table saved beside the report ("" when the
     notebook runs on its own and saves nothing)."""
-    if output_dir in ("", None):
+    path = Path(output_dir) / "tables" / csv_name
+    if output_dir in ("", None) or not path.is_file():
         return ""
+    with path.open(encoding="utf-8") as f:
+        if len(f.readlines()[:2]) < 2:  # header only: no routine data, nothing to link
+            return ""
     return (
         f"The full table, one row per facility and month: [tables/{csv_name}](tables/{csv_name}) "
         "(CSV, full precision)."

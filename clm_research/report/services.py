@@ -168,7 +168,14 @@ def facility_scorecard(
     if indicators is not None:
         t = t[t["indicator_id"].isin(list(indicators))]
     t = t[t["facility_id"] != "(all)"]
-    fac = country_tables(country)["facilities"].set_index("facility_id")
+    # without a facility list (or its names, districts) a facility is shown by its id
+    fac = country_tables(country).get("facilities", pd.DataFrame(columns=["facility_id"]))
+    fac = fac.set_index("facility_id")
+
+    def attribute(column: str, fid: str, default: str) -> str:
+        value = fac[column].get(fid) if column in fac else None
+        return default if value is None or value != value else str(value)
+
     rows = []
     for rec in t.to_dict("records"):
         r = Record(rec)
@@ -177,8 +184,8 @@ def facility_scorecard(
         rows.append(
             {
                 "facility_id": fid,
-                "facility": str(fac["name"].get(fid, fid)) if "name" in fac else fid,
-                "district": str(fac["district"].get(fid, "")) if "district" in fac else "",
+                "facility": attribute("name", fid, fid),
+                "district": attribute("district", fid, ""),
                 "indicator_id": r.indicator_id,
                 "indicator": r.label,
                 "estimate": math.nan if sup else float(r.estimate),
@@ -203,9 +210,14 @@ def facility_scorecard(
 
 def facility_scorecard_display(
     long: pd.DataFrame, country: str, *, per_table: int = 5
-) -> list[PresentationTable]:
+) -> list[PresentationTable] | list[str]:
     """The facility scorecard as tables that fit the page: facilities down, at most
     ``per_table`` indicators across per table; each cell a value, a symbol and a colour."""
+    if long.empty:
+        return [
+            "**Not collected in this country.** No outcome indicator of this chapter can be "
+            "computed per facility from this country's data."
+        ]
     fw = framework_of(country)
     min_cell = params_of(country).min_cell_size
     ids = list(dict.fromkeys(long["indicator_id"]))
@@ -303,12 +315,21 @@ def _axis_unit(fmt: IndicatorFormat) -> str:
     return unit[:1].upper() + unit[1:] if unit else "Value"
 
 
-def trend_figure(country: str, indicator_ids: Sequence[str], by_arm: bool = True) -> ReportFigure:
+def trend_figure(
+    country: str, indicator_ids: Sequence[str], by_arm: bool = True
+) -> ReportFigure | str:
     """Trends by round with 95% CI bands: CLM vs comparison facilities, one panel per indicator.
 
     Percent axes for proportions, the unit on every y axis, one legend for the figure, and an
     alt text giving each line's first and last value.
     """
+    from clm_research.report.chapters import comparison_note, computed_ids, indicators_note
+
+    note = indicators_note(country, indicator_ids, "This figure")
+    if note:
+        return note
+    indicator_ids = computed_ids(country, indicator_ids)
+    by_arm = by_arm and comparison_note(country) is None  # no arms: one line per indicator
     by = ("clm_arm", "round") if by_arm else ("round",)
     t = indicator_table(country, by)
     t = t[t["indicator_id"].isin(list(indicator_ids)) & ~t["suppressed"].astype(bool)]
@@ -403,7 +424,7 @@ def _boundaries(country: str) -> Any:
     return gpd.read_file(path)
 
 
-def district_map(country: str, indicator_id: str, period: str) -> ReportFigure:
+def district_map(country: str, indicator_id: str, period: str) -> ReportFigure | str:
     """Choropleth of one indicator by district at ``period``; suppressed districts hatched.
 
     Direction-aware: the colour scale runs from light (worse) to dark blue (better) whether
@@ -417,6 +438,11 @@ def district_map(country: str, indicator_id: str, period: str) -> ReportFigure:
     from matplotlib.colors import Normalize
     from matplotlib.ticker import FuncFormatter
 
+    from clm_research.report.chapters import indicators_note, map_note
+
+    note = map_note(country) or indicators_note(country, [indicator_id], "This map")
+    if note:  # no districts, no boundaries or the indicator not collected
+        return note
     ind = framework_of(country).indicator(indicator_id)
     shapes = _boundaries(country)
     key = next((c for c in ("district", "name", "NAME") if c in shapes.columns), shapes.columns[0])

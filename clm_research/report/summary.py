@@ -17,7 +17,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from clm_research.evaluation.effects import EFFECT_VERDICTS, FDR, verdict_rule
-from clm_research.report.context import clm_effects, framework_of, indicator_table, params_of
+from clm_research.report.context import (
+    clm_effects,
+    framework_of,
+    indicator_table,
+    not_computed,
+    params_of,
+)
 from clm_research.report.format import Cell, Column, IndicatorFormat, PresentationTable
 from clm_research.report.tables import SUPPRESSED
 
@@ -33,6 +39,7 @@ __all__ = [
     "target_status",
     "build_scorecard",
     "progress_scorecard",
+    "chapters_html",
     "scorecard_display",
     "scorecard_legend",
     "headline",
@@ -109,6 +116,7 @@ def build_scorecard(
     effects: pd.DataFrame,
     baseline_round: str,
     period: str,
+    not_computed: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """The progress scorecard from an indicator table by round and a CLM-effects table.
 
@@ -124,6 +132,10 @@ def build_scorecard(
         columns are optional: without them the adjusted interval is missing).
     baseline_round, period
         The first round and the reporting round.
+    not_computed
+        Indicator id -> why the country's data cannot give it (a table or column not
+        collected): left out of the rows and listed in ``attrs["not_collected"]`` (id ->
+        label).
 
     Returns
     -------
@@ -139,8 +151,12 @@ def build_scorecard(
 
     eff = effects.set_index("indicator_id")
     rows = []
+    absent: dict[str, str] = {}
     for ind in framework.indicators:
         if ind.level not in ("outcomes", "impact"):
+            continue
+        if not_computed and ind.id in not_computed:
+            absent[ind.id] = ind.short_label or ind.label
             continue
         base, last = _cell(indicators, ind.id, baseline_round), _cell(indicators, ind.id, period)
         b_sup = base is not None and bool(base["suppressed"])
@@ -181,12 +197,18 @@ def build_scorecard(
                 "note": str(e["note"]) if e is not None and "note" in e.index else "",
             }
         )
-    out = pd.DataFrame(rows)
+    columns = [
+        "indicator_id", "indicator", "short_label", "level", "type", "unit", "direction",
+        "baseline", "baseline_suppressed", "latest", "latest_suppressed", "target",
+        "target_status", "effect", "ci_low", "ci_high", "ci_level_adjusted", "ci_low_adjusted",
+        "ci_high_adjusted", "p_adjusted", "time_unit", "verdict", "note",
+    ]  # fmt: skip
+    out = pd.DataFrame(rows, columns=columns)
     out["in plain words"] = [
         _sentence(framework.indicator(str(r["indicator_id"])), r, baseline_round, period)
         for r in rows
     ]
-    out.attrs.update(baseline_round=baseline_round, period=period)
+    out.attrs.update(baseline_round=baseline_round, period=period, not_collected=absent)
     return out
 
 
@@ -259,13 +281,32 @@ def _p(p: float) -> str:
 
 
 def progress_scorecard(country: str, period: str) -> pd.DataFrame:
-    """The first screen of a country's report: :func:`build_scorecard` on its data."""
+    """The first screen of a country's report: :func:`build_scorecard` on its data (the
+    indicators its data cannot give are listed as not collected)."""
     return build_scorecard(
         framework_of(country),
         indicator_table(country, ("round",)),
         clm_effects(country),
         params_of(country).baseline_round,
         period,
+        not_computed(country),
+    )
+
+
+def chapters_html(country: str) -> str:
+    """Which chapters of the report ran and which are not collected in this country ("" when
+    every chapter ran)."""
+    from clm_research.report.chapters import CHAPTER_TITLES, chapters_of
+
+    status = chapters_of(country)
+    absent = [CHAPTER_TITLES.get(c.chapter, c.chapter) for c in status if not c.ran]
+    if not absent:
+        return ""
+    ran = [CHAPTER_TITLES.get(c.chapter, c.chapter) for c in status if c.ran]
+    return (
+        '<div class="clm-chapters"><p><b>Chapters in this report.</b> Run on this country\'s '
+        f"data: {html.escape(_join(ran))}. Not collected in this country (the chapter says "
+        f"so): {html.escape(_join(absent))}.</p></div>"
     )
 
 
@@ -370,6 +411,12 @@ def scorecard_display(
             }.get(verdict, "verdict-none")
             cells.append(Cell(f"{VERDICT_SYMBOLS.get(verdict, '')} {verdict}".strip(), css=css))
             t.add_row(cells)
+    absent = scorecard.attrs.get("not_collected") or {}
+    if absent:
+        t.note(
+            f"Not collected in this country ({len(absent)} indicator"
+            f"{'s' if len(absent) != 1 else ''}, not scored): {_join(list(absent.values()))}."
+        )
     return t
 
 
@@ -468,6 +515,9 @@ def headline_html(scorecard: pd.DataFrame, country_name: str = "", period: str =
     tail = f"Targets met: {met} of {with_target}."
     if n_ne:
         tail += f" {n_ne} indicators have no comparison group and are described only."
+    n_absent = len(scorecard.attrs.get("not_collected") or {})
+    if n_absent:
+        tail += f" {n_absent} outcome and impact indicators are not collected in this country."
     where = f" in {esc(country_name)}" if country_name else ""
     when = f", {esc(period)}" if period else ""
     return (

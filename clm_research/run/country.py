@@ -15,7 +15,9 @@ the step that failed (and, for a notebook, the cell and the error), updates
 4. **disclosure** — every published indicator table protected together and audited by linear
    programming (:func:`clm_research.disclosure.protect_tables`); a failed audit fails the run;
 5. **notebooks** — one kernel for the country, every notebook executed in it with papermill
-   (:mod:`clm_research.run.kernel`), chapters first and the summary last;
+   (:mod:`clm_research.run.kernel`), chapters first and the summary last; a chapter whose
+   data the country does not collect is not executed: the report shows its title and a
+   "not collected in this country" note (:mod:`clm_research.report.chapters`);
 6. **render** — the HTML report (summary first, code hidden, images embedded, provenance) and
    ``report.pdf`` printed from it by headless Chromium (A4, a page per chapter);
 7. **publish** — the temporary folder ``reports/<cc>/.tmp-<period>-…`` is renamed to
@@ -112,6 +114,8 @@ class CountryResult:
     error: str = ""
     run_key: str = ""
     warnings: list[str] = field(default_factory=list)
+    #: chapter (notebook) -> "ran" or "not collected in this country"
+    chapters: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -329,12 +333,36 @@ def _disclosure(run: _Run) -> None:
     run.disclosure = {"status": "passed", **audit.as_dict()}
 
 
+def _not_collected_notebook(path: Path, note: str) -> Any:
+    """The chapter as the report shows it when its data are absent: its title and the note."""
+    import nbformat
+
+    source = nbformat.read(path, as_version=4)
+    title = next(
+        (
+            c.source.strip().splitlines()[0]
+            for c in source.cells
+            if c.cell_type == "markdown" and c.source.strip()
+        ),
+        f"# {path.stem}",
+    )
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = source.metadata
+    nb.cells = [nbformat.v4.new_markdown_cell(title), nbformat.v4.new_markdown_cell(note)]
+    return nb
+
+
 def _notebooks(run: _Run) -> None:
-    """Step **notebooks**: one kernel, every notebook executed in it, the summary last."""
+    """Step **notebooks**: one kernel, every notebook executed in it, the summary last.
+
+    A chapter whose data are absent (:func:`clm_research.report.chapters.chapter_status`) is
+    not executed: its title and a "not collected in this country" note stand in for it.
+    """
     import nbformat
     from papermill.exceptions import PapermillExecutionError
     from tqdm.auto import tqdm
 
+    from clm_research.report.chapters import chapter_status, tables_present
     from clm_research.run.kernel import execute, reset_namespace, start_kernel, stop_kernel
 
     task = run.task
@@ -352,12 +380,22 @@ def _notebooks(run: _Run) -> None:
         disable=task.progress is False or (task.progress is None and not sys.stderr.isatty()),
         unit="nb",
     )
+    present = tables_present(task.country)
     try:
         for i, nb_path in enumerate(run.notebooks):
             bar.set_description(f"{task.country} {nb_path.stem}")
+            out = run.tmp / "notebooks" / nb_path.name
+            chapter = chapter_status(nb_path.stem, present)
+            run.result.chapters[nb_path.stem] = chapter.label
+            if not chapter.ran:
+                stub = _not_collected_notebook(nb_path, chapter.note)
+                nbformat.write(stub, out)
+                run.executed[nb_path.stem] = stub
+                run.result.notebooks[nb_path.stem] = 0.0
+                bar.update(1)
+                continue
             if i:
                 reset_namespace(run.km)
-            out = run.tmp / "notebooks" / nb_path.name
             t = time.perf_counter()
             try:
                 execute(
@@ -414,6 +452,7 @@ def _render(run: _Run) -> None:
         },
         "inputs": run.inputs,
         "versions": run.versions,
+        "chapters": run.result.chapters,
     }
     ordered = [(p.stem, run.executed[p.stem]) for p in report_order(run.notebooks)]
     t = time.perf_counter()
@@ -531,6 +570,7 @@ def _update_status(country: str, result: CountryResult) -> None:
         "report": result.report,
         "headline": result.headline,
         "run_key": result.run_key,
+        "chapters": result.chapters,
     }
     try:
         write_status(country, entry, good=result.status == "succeeded")

@@ -45,7 +45,7 @@ def main() -> None:
     w("mixed_types.csv", "\n".join([H, row(1), row(2, age="thirty"), row(3, wait="12 min"),
                                     row(4, on_art="maybe")]) + "\n")
     w("missing_required_column.csv", "\n".join(
-        ",".join(p for j, p in enumerate(x.split(",")) if j != 4) for x in [H, *good]) + "\n")
+        ",".join(p for j, p in enumerate(x.split(",")) if j != 2) for x in [H, *good]) + "\n")  # no date
     w("extra_columns.csv", "\n".join([H + ",enumerator_note,village", *(g + ",ok,Hilltop" for g in good)]) + "\n")
     w("blank_line.csv", "\n".join([H, good[0], "", good[1], good[2]]) + "\n")
     w("bad_round.csv", "\n".join([H, *good, row(4, rnd="2024-Q1")]) + "\n")
