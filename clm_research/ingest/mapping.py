@@ -602,16 +602,17 @@ def filter_rows(
     path: Path | str = "",
     mapping_source: str = "",
     duplicates: set[str] | frozenset[str] = frozenset(),
-) -> np.ndarray | None:
-    """``True`` for the rows the table's ``filter`` keeps (``None`` when there is no filter)."""
+) -> tuple[np.ndarray | None, set[str]]:
+    """``True`` for the rows the table's ``filter`` keeps (``None`` when there is no filter),
+    and the export columns the filter reads."""
     expr = spec.filter_expr()
     if expr is None:
-        return None
-    frame, _ = source_values(
+        return None, set()
+    frame, used = source_values(
         text, expr_columns(expr), f"filter {spec.filter!r}", path, mapping_source, duplicates
     )
     try:
-        return evaluate(expr, frame).to_numpy(dtype=bool)
+        return evaluate(expr, frame).to_numpy(dtype=bool), used
     except (TypeError, ValueError) as e:
         raise DataQualityError(
             f"{path}: {mapping_source or 'the mapping'}: filter {spec.filter!r} cannot be "

@@ -190,7 +190,7 @@ def stage_table(
         )
         duplicates = frozenset(raw.duplicate_headers)
         check_mojibake(text, path, spec.encoding)
-        keep = filter_rows(text, spec, path, mapping.source, duplicates)
+        keep, filter_used = filter_rows(text, spec, path, mapping.source, duplicates)
         if keep is not None:
             info.filter = spec.filter
             info.filtered_rows = int((~keep).sum())
@@ -308,6 +308,7 @@ def stage_table(
             for c in text.columns
             if c in meta_cols or any(fnmatch.fnmatchcase(str(c), p) for p in spec.ignore)
         }
+        mapped.used |= filter_used  # read by the filter: used, not "unmapped"
         info.ignored_columns = sorted(
             c for c in text.columns if c in ignored and c not in mapped.used
         )
