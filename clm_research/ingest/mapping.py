@@ -567,11 +567,14 @@ def source_values(
     path: Path | str = "",
     mapping_source: str = "",
     duplicates: set[str] | frozenset[str] = frozenset(),
+    *,
+    numeric: bool = True,
 ) -> tuple[pd.DataFrame, set[str]]:
     """The export columns an expression reads, under the names it uses, for evaluation.
 
-    Blank cells (``''``, ``NA``…) are missing; a column whose present cells are all numbers
-    becomes numeric. Returns the frame and the export columns used.
+    Blank cells (``''``, ``NA``…) are missing; with ``numeric``, a column whose present cells
+    are all numbers becomes numeric (templates keep the text: month ``03`` stays ``03``).
+    Returns the frame and the export columns used.
 
     Raises
     ------
@@ -591,6 +594,9 @@ def source_values(
         used.add(src)
         t = text[src].astype("string").str.strip()
         t = t.mask(empty_text(t))
+        if not numeric:
+            out[name] = t
+            continue
         num = pd.to_numeric(t, errors="coerce")
         out[name] = num if bool((num.notna() == t.notna()).all()) else t
     return pd.DataFrame(out, index=text.index), used
@@ -713,7 +719,9 @@ def apply_mapping(
             continue
         if cs.template is not None:
             fields = template_columns(cs.template)
-            frame, src_used = source_values(text, fields, key, path, mapping_source, duplicates)
+            frame, src_used = source_values(
+                text, fields, key, path, mapping_source, duplicates, numeric=False
+            )
             used |= src_used
             out[name] = _fill_template(cs.template, fields, text, frame)
             continue
@@ -800,7 +808,7 @@ def _fill_template(
             continue
         v = frame[piece]
         missing = missing | v.isna()
-        out = out + _number_text(v) if pd.api.types.is_numeric_dtype(v) else out + v
+        out = out + v.astype("string")
     return out.mask(missing)
 
 
