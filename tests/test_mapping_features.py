@@ -395,3 +395,12 @@ def test_real_accents_are_not_mojibake(tmp_path: Path) -> None:
     report, _, _ = stage(tmp_path, interviews_spec(ignore=["note"]), text, "interviews")
     assert report.tables["interviews"].accepted == 1
     assert np.all(report.accepted["interviews"]["interview_id"] == "a")
+
+
+def test_headers_differing_only_in_case_are_ambiguous(tmp_path: Path) -> None:
+    text = "id,facility,when,Sex,sex \na,XT-F001,2024-03-01,female,male\n"
+    spec = interviews_spec()
+    spec.columns["sex"] = "SEX"
+    with pytest.raises(DataQualityError) as e:
+        stage(tmp_path, spec, text, "interviews")
+    assert "'Sex', 'sex '" in str(e.value) and "[rule: duplicate_header]" in str(e.value)

@@ -518,8 +518,14 @@ def closest_headers(name: str, columns: list[str], n: int = 5) -> list[str]:
 def _missing_source(
     what: str, name: str, columns: list[str], path: Path | str, mapping_source: str
 ) -> DataQualityError:
+    same = [c for c in columns if normalise_label(c) == normalise_label(name)]
     leaf = [c for c in columns if re.split(r"[/-]", c)[-1] == name]
-    if len(leaf) > 1:
+    if len(same) > 1:
+        why = (
+            f"matches {len(same)} headers that differ only in spacing or case "
+            f"({', '.join(repr(c) for c in same[:6])}) [rule: duplicate_header]: write one exactly"
+        )
+    elif len(leaf) > 1:
         why = f"matches {len(leaf)} columns ({', '.join(leaf[:6])}): write the full path"
     else:
         near = closest_headers(name, columns)

@@ -306,7 +306,10 @@ def stage_table(
         ignored = {
             c
             for c in text.columns
-            if c in meta_cols or any(fnmatch.fnmatchcase(str(c), p) for p in spec.ignore)
+            if c in meta_cols
+            or c
+            in spec.not_collected  # a canonical file's column the country declares not collected
+            or any(fnmatch.fnmatchcase(str(c), p) for p in spec.ignore)
         }
         mapped.used |= filter_used  # read by the filter: used, not "unmapped"
         info.ignored_columns = sorted(
