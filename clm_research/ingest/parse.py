@@ -208,11 +208,23 @@ def check_mojibake(frame: pd.DataFrame, path: Path | str, declared: str | None =
     DataQualityError
         Rule ``encoding``, with the column, an example and the encoding to declare.
     """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     for col in frame.columns:
         s = frame[col]
         if not (pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)):
             continue
-        values = [v for v in pd.unique(s.dropna()) if isinstance(v, str) and not v.isascii()]
+        # vectorised pre-filter: only cells with a non-ASCII character can be mojibake
+        try:
+            texts = pa.array(s, type=pa.string(), from_pandas=True)
+        except (pa.ArrowTypeError, pa.ArrowInvalid):
+            continue  # values a reader produced as numbers: no text to check
+        ascii_ = pc.string_is_ascii(texts).fill_null(True)
+        if pc.all(ascii_).as_py():
+            continue
+        wide = pc.invert(ascii_).to_numpy(zero_copy_only=False)
+        values = [v for v in pd.unique(s[wide]) if isinstance(v, str)]
         for v in values:
             if _MOJIBAKE.search(v) and (fixed := _repairs(v)) is not None and fixed != v:
                 raise DataQualityError(
