@@ -404,3 +404,22 @@ def test_headers_differing_only_in_case_are_ambiguous(tmp_path: Path) -> None:
     with pytest.raises(DataQualityError) as e:
         stage(tmp_path, spec, text, "interviews")
     assert "'Sex', 'sex '" in str(e.value) and "[rule: duplicate_header]" in str(e.value)
+
+
+def test_birth_dates_read_two_ways_error_without_values(tmp_path: Path) -> None:
+    text = "id,facility,when,dob\na,XT-F001,2024-03-01,03/04/1990\n"
+    write(tmp_path, "facilities.csv", FACILITIES)
+    write(tmp_path, "i.csv", text)
+    mp = Mapping.model_validate(
+        {
+            "country": "XT",
+            "personal": {"date_of_birth": "dob", "date_of_birth_formats": ["%d/%m/%Y", "%m/%d/%Y"]},
+            "tables": {
+                "facilities": {"files": ["facilities.csv"]},
+                "interviews": interviews_spec().model_dump(by_alias=True),
+            },
+        }
+    )
+    _, _, errors, _ = stage_country("XT", mp, tmp_path)
+    assert len(errors) == 1 and "[rule: ambiguous_date]" in errors[0] and "'dob'" in errors[0]
+    assert "1990" not in errors[0]  # a birth date is never shown

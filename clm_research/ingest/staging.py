@@ -32,7 +32,7 @@ from clm_research.ingest.mapping import (
     filter_rows,
     load_mapping,
 )
-from clm_research.ingest.parse import EXCEL_ERRORS, _parse_dates, check_mojibake, parse_table
+from clm_research.ingest.parse import EXCEL_ERRORS, ambiguous_dates, check_mojibake, parse_table
 from clm_research.ingest.privacy import (
     age_in_years,
     mask_label_counts,
@@ -257,9 +257,17 @@ def stage_table(
             info.duplicate_submissions = int(dup.sum())
         dob = None
         if dob_col and dob_col in text.columns:
-            dob = _parse_dates(
+            dob, clashes = ambiguous_dates(
                 text[dob_col].astype("string").str.strip(), mapping.personal.date_of_birth_formats
             )
+            if clashes:  # the values are birth dates: the message names formats, never values
+                formats = sorted({f for _, a, b in clashes for f in (a, b)})
+                raise DataQualityError(
+                    f"{display_path(path)}: column {dob_col!r} (date of birth): some dates are "
+                    f"read differently by the declared formats {', '.join(formats)} "
+                    "[rule: ambiguous_date]. Fix: keep only the format the export uses in "
+                    "personal.date_of_birth_formats (day/month order is never guessed)."
+                )
         if pseudo:
             key = pseudonym_key()
             text = text.copy()
