@@ -33,12 +33,12 @@ Features for real exports (all per table)::
       columns:
         facility_id: area_name
         period: {template: "{year}-12"}           # text built from export columns
-        vl_not_suppressed: {expr: "vl_tested_12mos - vl_suppressed_12mos"}   # arithmetic
+        tests: {expr: "tested_negative + tested_positive"}   # arithmetic (+ - * /)
       aggregate:                                 # to the canonical grain, after typing
         by: [facility_id, period]
-        columns: {tx_curr: sum, vl_tested: sum}  # sum | mean | first
+        columns: {tests: sum}                    # every other mapped column: sum | mean | first
         skip_missing: []                         # columns whose sum ignores missing parts
-        checks: ["vl_suppressed <= vl_tested"]   # must hold in every part of a group
+        checks: ["positives <= tests"]           # must hold in every part of a group
 
 *Filters, expressions and templates read the export's columns* (source headers, after personal
 data are removed), because a filter usually selects on a field the canonical table does not
@@ -74,6 +74,10 @@ exact. The band labels are listed in the manifest so readers know the data were 
 
 Export columns that are neither mapped, ignored nor declared personal are reported as
 *unmapped* by :func:`clm_research.ingest.staging.stage_table` (never silently used or lost).
+The reverse is an error: an export column the mapping reads (``from``, a filter, an expression,
+a template) that is not in the export names the mapping key and the export's closest headers,
+and one whose header is repeated (or differs from another only in spacing or case) is refused
+as ambiguous; name a repeated one by position (``Please specify.1`` is the second).
 """
 
 from __future__ import annotations
