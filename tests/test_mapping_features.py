@@ -368,6 +368,10 @@ def test_repeated_header_error_only_when_used(tmp_path: Path) -> None:
     with pytest.raises(DataQualityError) as e:
         stage(tmp_path, interviews_spec(filter="`Please specify` == 'x'"), text, "interviews")
     assert "'Please specify'" in str(e.value) and "[rule: duplicate_header]" in str(e.value)
+    # named by position: the second one
+    spec = interviews_spec(filter="`Please specify.1` == 'y'", ignore=["Please specify*"])
+    report, _, _ = stage(tmp_path, spec, text, "interviews")
+    assert report.tables["interviews"].accepted == 1
 
 
 @pytest.mark.parametrize(
