@@ -656,19 +656,29 @@ class MappedTable:
         self.bands = bands
 
 
+_WHOLE_NUMBER = re.compile(r"^(-?\d+)\.0+$")
+
+
+def _label_key(value: object) -> str:
+    """:func:`normalise_label`, and a whole number written by a spreadsheet as ``2.0`` is ``2``."""
+    return _WHOLE_NUMBER.sub(r"\1", normalise_label(value))
+
+
 def _map_values(s: pd.Series, spec: ColumnSpec, boolean: bool) -> tuple[pd.Series, dict[str, int]]:
     table: dict[str, Any] = {}
     if boolean:
         table.update(YES_NO)
-    table.update({normalise_label(k): v for k, v in spec.values.items()})
+    table.update({_label_key(k): v for k, v in spec.values.items()})
     bands: dict[str, float] = {}
     if spec.bands:
         bands = band_values(spec.bands)
-        table.update({normalise_label(k): v for k, v in bands.items()})
+        table.update({_label_key(k): v for k, v in bands.items()})
     if not table:
         return s, {}
-    keys = s.astype("string").map(lambda x: normalise_label(x) if isinstance(x, str) else x)
-    known = keys.isin(list(table))
+    text = s.astype("string")
+    # each distinct label is normalised once (a long export repeats a few labels)
+    keys = text.map({u: _label_key(u) for u in pd.unique(text.dropna())})
+    known = keys.isin(list(table)).fillna(False).astype(bool)
     mapped = keys.map(lambda k: table.get(k) if isinstance(k, str) else None)
     out = s.astype(object).where(~known, mapped.astype(object))
     out = out.where(~(known & mapped.isna()), None)
