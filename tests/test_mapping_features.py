@@ -8,6 +8,9 @@ Expected numbers are worked out by hand from the small files written here.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +23,8 @@ from clm_research.ingest.staging import stage_country
 from clm_research.quality.gate import GateReport, run_gate
 from clm_research.schema import TABLES
 from clm_research.tables import StagedTable
+
+ROOT = Path(__file__).resolve().parents[1]
 
 FACILITIES = (
     "facility_id,name,region,district,type,ownership\n"
@@ -427,3 +432,34 @@ def test_birth_dates_read_two_ways_error_without_values(tmp_path: Path) -> None:
     _, _, errors, _ = stage_country("XT", mp, tmp_path)
     assert len(errors) == 1 and "[rule: ambiguous_date]" in errors[0] and "'dob'" in errors[0]
     assert "1990" not in errors[0]  # a birth date is never shown
+
+
+def test_mapping_benchmark_accounts_for_every_row(tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "_mapping.py"),
+            "--cache",
+            str(tmp_path),
+            "--rows",
+            "2000",
+            "--repeats",
+            "1",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    # 3 facilities x 60 months x 3 sexes x 4 age groups
+    assert res["rows"] == 3 * 60 * 12 == 2160
+    plain, rich = res["counts"]["plain"], res["counts"]["rich"]
+    assert plain["rows_in"] == rich["rows_in"] == 2160
+    assert plain["accepted"] + plain["quarantined"] == 2160
+    assert rich["filtered"] == 2160 * 2 // 3  # female and male rows left out
+    assert rich["combined_into"] == rich["accepted"] + rich["quarantined"] == 3 * 60
+    assert rich["quarantined"] == 0 and res["ratio_rich_vs_plain"] > 0
