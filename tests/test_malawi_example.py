@@ -93,3 +93,22 @@ def test_suppressed_above_tested_flagged(malawi: Run) -> None:
     on_sums = set(zip(ic_sum["facility_id"], ic_sum["period"], strict=True))
     assert ("Ntchisi", "2016-12") in on_sums and ("Dowa", "2016-12") not in on_sums
     assert on_sums <= faulty
+
+
+def test_manifest_counts_filter_and_aggregation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from clm_research.pipeline import ingest_country
+
+    monkeypatch.setenv("CLM_DATA_DIR", str(tmp_path / "data"))
+    report = ingest_country("MW", mapping=MAPPING, raw_folder=DATA, as_of="2024-06-30")
+    manifest = json.loads((tmp_path / "data" / "processed" / "MW" / "manifest.json").read_text())
+    (entry,) = manifest["inputs"]
+    assert entry["filter"] == "sex == 'both'" and entry["filtered_rows"] == 0
+    assert entry["aggregate"]["rows_in"] == 830 and entry["aggregate"]["rows_out"] == 415
+    assert entry["not_collected"] == ["interruptions", "prep_new", "tests", "positives"]
+    t = manifest["tables"]["routine"]
+    assert t["accepted"] + t["quarantined"] == entry["aggregate"]["rows_out"]
+    assert "830 rows combined into 415" in report.summary()
