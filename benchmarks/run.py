@@ -1,4 +1,4 @@
-"""The benchmark suite: start-up, engine, gate, country runs, results chain, disclosure audit, many countries.
+"""The benchmark suite: start-up, engine, gate, mappings, country runs, results chain, disclosure audit, many countries.
 
 ``make bench`` runs ``python benchmarks/run.py`` (every section). Results go to
 ``reports/bench/results.json`` (every run of every figure, the machine and its load) and
@@ -12,6 +12,7 @@ python benchmarks/run.py                              # everything (~15 min on 2
 python benchmarks/run.py --only startup,engine --quick --out /tmp/bench
 python benchmarks/run.py --only many --cores 8        # on a bigger machine
 python benchmarks/run.py --only country,chain         # results-chain share of a country's run
+python benchmarks/run.py --only mapping               # rich vs plain mapping on a 1M-row export
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ sys.path.insert(0, str(HERE))
 
 from _timing import loglog_slope, machine, ratio, summary, time_command  # noqa: E402
 
-SECTIONS = ("startup", "engine", "gate", "country", "chain", "disclosure", "many")
+SECTIONS = ("startup", "engine", "gate", "mapping", "country", "chain", "disclosure", "many")
 
 #: Performance targets: (figure, comparison, limit).
 TARGETS: dict[str, tuple[str, float]] = {
@@ -44,6 +45,8 @@ TARGETS: dict[str, tuple[str, float]] = {
     "engine_peak_memory_vs_input": ("<=", 3.0),
     "gate_vs_handwritten": ("<=", 3.0),
     "gate_with_gx_vs_handwritten": ("<=", 3.0),
+    # ingest + gate of a Kobo-style export: filtering, aggregating, deriving mapping vs plain
+    "mapping_rich_vs_plain": ("<=", 1.5),
     "country_overhead_share_ritshidze": ("<=", 0.30),
     "country_render_share": ("<=", 0.15),
     "chain_share_of_country_run_ritshidze": ("<=", 0.10),
@@ -174,6 +177,26 @@ def bench_gate(cache: Path, quick: bool) -> dict[str, Any]:
     proc = subprocess.run(argv, env=_env(), capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"gate benchmark failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- 3b. mapping
+
+
+def bench_mapping(cache: Path, quick: bool) -> dict[str, Any]:
+    argv = [
+        _python(),
+        str(HERE / "_mapping.py"),
+        "--cache",
+        str(cache),
+        "--rows",
+        "100000" if quick else "1000000",
+        "--repeats",
+        "1" if quick else "3",
+    ]
+    proc = subprocess.run(argv, env=_env(), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"mapping benchmark failed:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -447,6 +470,10 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
         t["gate_with_gx_vs_handwritten"] = _check(
             "gate_with_gx_vs_handwritten", g["ratio_gate_with_gx"]
         )
+    if "mapping" in results:
+        t["mapping_rich_vs_plain"] = _check(
+            "mapping_rich_vs_plain", results["mapping"]["ratio_rich_vs_plain"]
+        )
     if "country" in results:
         # the worst scale: rendering must stay a small part of every country's run
         shares = [c["render_share"] for c in results["country"].values() if c.get("render_share")]
@@ -550,6 +577,15 @@ def markdown(results: dict[str, Any]) -> str:
             f"| gate with Great Expectations validation | {_fmt(g['gate_with_gx'])} (GX "
             f"{_fmt(g['gx_validation'])}) | hand-written pandas | {g['ratio_gate_with_gx']}× | "
             + " | ".join(verdict("gate_with_gx_vs_handwritten"))
+            + " |"
+        )
+    if "mapping" in results:
+        mp = results["mapping"]
+        lines.append(
+            f"| ingest + gate, Kobo-style export of {mp['rows']:,} rows, mapping that filters, "
+            f"aggregates and derives | {_fmt(mp['rich'])} | same export, plain mapping "
+            f"{_fmt(mp['plain'])} | {mp['ratio_rich_vs_plain']}× | "
+            + " | ".join(verdict("mapping_rich_vs_plain"))
             + " |"
         )
     if "country" in results:
@@ -667,6 +703,9 @@ def main(argv: list[str] | None = None) -> int:
     if "gate" in only:
         _log("gate")
         results["gate"] = bench_gate(cache, a.quick)
+    if "mapping" in only:
+        _log("mapping")
+        results["mapping"] = bench_mapping(cache, a.quick)
     if "country" in only:
         results["country"] = bench_country(cache, a.quick)
     if "chain" in only:

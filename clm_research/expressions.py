@@ -13,6 +13,16 @@ Grammar (keywords are case-insensitive)::
                 | column                       -- a boolean column, true when true
     op         := "==" | "!=" | "<" | "<=" | ">" | ">="
     literal    := number | 'text' | "text" | true | false
+    column     := name | `any header text`   -- backticks quote a name with spaces or slashes
+
+Arithmetic (derived columns of a mapping, :func:`parse_arithmetic`)::
+
+    sum        := product (("+" | "-") product)*
+    product    := unary (("*" | "/") unary)*
+    unary      := "-" unary | number | column | "(" sum ")"
+
+Arithmetic has numbers and columns only (no functions, no text): a missing operand or a
+division by zero gives a missing value, never 0 or infinity.
 
 Examples: ``got_all_medicines == false``, ``on_art and vl_result_received is not null``,
 ``key_population in ['sex_worker', 'msm']``, ``vl_suppressed <= vl_tested``.
@@ -48,6 +58,14 @@ __all__ = [
     "evaluate",
     "check_against_table",
     "columns",
+    "Arith",
+    "Num",
+    "Col",
+    "BinOp",
+    "Neg",
+    "parse_arithmetic",
+    "evaluate_arithmetic",
+    "arithmetic_columns",
 ]
 
 Scalar = int | float | str | bool
@@ -113,6 +131,8 @@ _TOKEN = re.compile(
       | (?P<string>'[^']*'|"[^"]*")
       | (?P<op>==|!=|<=|>=|<|>)
       | (?P<punct>[()\[\],])
+      | (?P<arith>[+*/-])
+      | (?P<quoted>`[^`]+`)
       | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
       | (?P<bad>\S)
     )""",
@@ -148,6 +168,8 @@ def _tokenize(text: str) -> list[_Tok]:
             )
         if kind == "name" and tok_text.lower() in _KEYWORDS:
             kind, tok_text = "kw", tok_text.lower()
+        elif kind == "quoted":
+            kind, tok_text = "name", tok_text[1:-1]
         toks.append(_Tok(kind, tok_text, start))
         pos = m.end()
     return toks
@@ -467,3 +489,173 @@ def _eval(expr: Expr, frame: pd.DataFrame) -> pd.Series:
         case Not(operand=a):
             return ~_eval(a, frame)
     raise TypeError(f"not an expression: {expr!r}")  # pragma: no cover
+
+
+# --------------------------------------------------------------------------- arithmetic
+
+
+@dataclass(frozen=True)
+class Num:
+    """A number in an arithmetic expression."""
+
+    value: float
+
+
+@dataclass(frozen=True)
+class Col:
+    """A column in an arithmetic expression."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class BinOp:
+    """``left op right`` with ``op`` one of ``+ - * /``."""
+
+    op: Literal["+", "-", "*", "/"]
+    left: Arith
+    right: Arith
+
+
+@dataclass(frozen=True)
+class Neg:
+    """``-operand``."""
+
+    operand: Arith
+
+
+Arith = Num | Col | BinOp | Neg
+
+
+class _ArithParser:
+    def __init__(self, text: str) -> None:
+        toks: list[_Tok] = []
+        for tok in _tokenize(text):
+            # "a-1" tokenizes as name, number "-1": in arithmetic the minus is an operator
+            if tok.kind == "number" and tok.text.startswith("-") and toks:
+                prev = toks[-1]
+                if prev.kind in ("name", "number") or prev.text == ")":
+                    toks.append(_Tok("arith", "-", tok.pos))
+                    tok = _Tok("number", tok.text[1:], tok.pos + 1)
+            toks.append(tok)
+        self.toks = toks
+        self.i = 0
+
+    def _peek(self) -> _Tok | None:
+        return self.toks[self.i] if self.i < len(self.toks) else None
+
+    def parse(self) -> Arith:
+        if not self.toks:
+            raise ExpressionError("the expression is empty")
+        expr = self._sum()
+        tok = self._peek()
+        if tok is not None:
+            raise ExpressionError(
+                f"unexpected {tok.text!r} at position {tok.pos + 1}; join terms with + - * /"
+            )
+        return expr
+
+    def _sum(self) -> Arith:
+        left = self._product()
+        while (tok := self._peek()) is not None and tok.kind == "arith" and tok.text in "+-":
+            self.i += 1
+            left = BinOp(cast(Literal["+", "-"], tok.text), left, self._product())
+        return left
+
+    def _product(self) -> Arith:
+        left = self._unary()
+        while (tok := self._peek()) is not None and tok.kind == "arith" and tok.text in "*/":
+            self.i += 1
+            left = BinOp(cast(Literal["*", "/"], tok.text), left, self._unary())
+        return left
+
+    def _unary(self) -> Arith:
+        tok = self._peek()
+        if tok is None:
+            raise ExpressionError("the expression ends too early; expected a number or column")
+        self.i += 1
+        if tok.kind == "arith" and tok.text == "-":
+            return Neg(self._unary())
+        if tok.kind == "number":
+            return Num(float(tok.text))
+        if tok.kind == "name":
+            return Col(tok.text)
+        if tok.kind == "punct" and tok.text == "(":
+            inner = self._sum()
+            close = self._peek()
+            if close is None or close.text != ")":
+                raise ExpressionError(f"missing ')' for the '(' at position {tok.pos + 1}")
+            self.i += 1
+            return inner
+        raise ExpressionError(
+            f"expected a number, a column or '(' at position {tok.pos + 1}, found {tok.text!r}; "
+            "arithmetic allows numbers, columns, + - * / and parentheses"
+        )
+
+
+def parse_arithmetic(text: str) -> Arith:
+    """Parse an arithmetic expression over columns (``vl_tested - vl_suppressed``).
+
+    Raises
+    ------
+    ExpressionError
+        With the position and what is allowed there.
+
+    Examples
+    --------
+    >>> parse_arithmetic("a + 2 * b")
+    BinOp(op='+', left=Col(name='a'), right=BinOp(op='*', left=Num(value=2.0), right=Col(name='b')))
+    """
+    if not isinstance(text, str):
+        raise ExpressionError(f"an expression must be text, got {type(text).__name__}")
+    return _ArithParser(text).parse()
+
+
+def arithmetic_columns(expr: Arith) -> set[str]:
+    """Every column name an arithmetic expression reads."""
+    match expr:
+        case Col(name=n):
+            return {n}
+        case Num():
+            return set()
+        case Neg(operand=a):
+            return arithmetic_columns(a)
+        case BinOp(left=a, right=b):
+            return arithmetic_columns(a) | arithmetic_columns(b)
+    raise TypeError(f"not an arithmetic expression: {expr!r}")  # pragma: no cover
+
+
+def evaluate_arithmetic(expr: Arith, frame: pd.DataFrame) -> pd.Series:
+    """Evaluate ``expr`` on every row of ``frame`` as ``float64`` (vectorised).
+
+    A missing operand gives a missing result; so does a division by zero.
+    """
+    import numpy as np
+    import pandas as pd
+
+    def ev(node: Arith) -> pd.Series:
+        match node:
+            case Num(value=v):
+                return pd.Series(v, index=frame.index, dtype="float64")
+            case Col(name=n):
+                if n not in frame.columns:
+                    raise ExpressionError(
+                        f"column {n!r} is not in the data; columns: "
+                        f"{', '.join(map(str, frame.columns))}"
+                    )
+                return pd.to_numeric(frame[n], errors="coerce").astype("float64")
+            case Neg(operand=a):
+                return -ev(a)
+            case BinOp(op=op, left=a, right=b):
+                x, y = ev(a), ev(b)
+                if op == "+":
+                    return x + y
+                if op == "-":
+                    return x - y
+                if op == "*":
+                    return x * y
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    return (x / y).where(y != 0)
+        raise TypeError(f"not an arithmetic expression: {node!r}")  # pragma: no cover
+
+    return ev(expr)

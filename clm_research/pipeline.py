@@ -65,6 +65,13 @@ class IngestReport:
                 )
             if f.excel_error_cells:
                 extra.append(f"{len(f.excel_error_cells)} Excel error cell(s)")
+            if f.filtered_rows:
+                extra.append(f"{f.filtered_rows} row(s) left out by the filter {f.filter!r}")
+            if f.aggregate:
+                extra.append(
+                    f"{f.aggregate['rows_in']} rows combined into {f.aggregate['rows_out']} "
+                    f"({' x '.join(f.aggregate['by'])})"
+                )
             if f.duplicate_submissions:
                 extra.append(f"{f.duplicate_submissions} duplicate submission(s)")
             lines.append(

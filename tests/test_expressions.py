@@ -152,3 +152,34 @@ def test_no_python_eval(frame: pd.DataFrame) -> None:
     for text in ("sex.upper() == 'F'", "age + 1 > 3", "os.system"):
         with pytest.raises(ExpressionError):
             parse(text)
+
+
+def test_arithmetic_precedence_missing_and_division_by_zero() -> None:
+    import pandas as pd
+
+    from clm_research.expressions import evaluate_arithmetic, parse_arithmetic
+
+    f = pd.DataFrame({"a": [6.0, None, 4.0], "b": [2.0, 1.0, 0.0], "c d": [1.0, 1.0, 1.0]})
+    # 6 - 2 * 2 = 2 (not 8); a-1 is a minus b; backticks quote a header with a space
+    out = evaluate_arithmetic(parse_arithmetic("a - b * 2 + `c d` - -1"), f)
+    assert out.iloc[0] == 6 - 2 * 2 + 1 + 1 and pd.isna(out.iloc[1])
+    assert evaluate_arithmetic(parse_arithmetic("a-1"), f).iloc[0] == 5
+    ratio = evaluate_arithmetic(parse_arithmetic("a / b"), f)
+    assert ratio.iloc[0] == 3 and pd.isna(ratio.iloc[2])  # 4 / 0: missing, never infinity
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a +", "ends too early"),
+        ("a b", "unexpected 'b'"),
+        ("(a + b", "missing ')'"),
+        ("a + 'x'", "arithmetic allows numbers, columns"),
+        ("a == b", "join terms with"),
+    ],
+)
+def test_arithmetic_errors(text: str, message: str) -> None:
+    from clm_research.expressions import ExpressionError, parse_arithmetic
+
+    with pytest.raises(ExpressionError, match=re.escape(message)):
+        parse_arithmetic(text)

@@ -17,7 +17,7 @@ import yaml
 
 REF = Path(__file__).resolve().parents[2] / "shared" / "reference-data"
 KENYA = REF / "kenya_clm_client_survey_2024.csv"
-KENYA_MAPPING = Path(__file__).parent / "data" / "mappings" / "kenya_client_survey.yaml"
+KENYA_MAPPING = Path(__file__).resolve().parents[1] / "docs" / "examples" / "kenya" / "mapping.yaml"
 
 
 @pytest.fixture(scope="module")

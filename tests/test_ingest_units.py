@@ -71,3 +71,17 @@ def test_age_in_completed_years() -> None:
     b = pd.Series(pd.to_datetime(["2000-02-29", "2000-02-29", "1990-12-31"]))
     at = pd.Series(pd.to_datetime(["2024-02-28", "2024-02-29", "2024-12-30"]))
     assert age_in_years(b, at).tolist() == [23, 24, 33]
+
+
+def test_spreadsheet_whole_numbers_match_their_labels() -> None:
+    # an export saved through a spreadsheet writes the code 2 as "2.0"
+    text = pd.DataFrame({"level": ["2", "2.0", " 3 ", "2.5", "x"]})
+    spec = TableSpec(
+        files=["x.csv"],
+        columns={
+            "type": ColumnSpec(**{"from": "level", "values": {"2": "dispensary", "3": "clinic"}})
+        },
+    )
+    m = apply_mapping(text, spec, TABLES["facilities"], "kobo", "x.csv")
+    assert m.frame["type"].tolist() == ["dispensary", "dispensary", "clinic", "2.5", "x"]
+    assert m.unknown_labels == {"type": {"2.5": 1, "x": 1}}

@@ -330,7 +330,7 @@ def test_real_survey_export_has_nothing_masked() -> None:
     """The Kenyan CLM export: its answers, facility names, ids and dates are all legitimate."""
     from clm_research.ingest.staging import stage_country
 
-    mapping = Path(__file__).parent / "data" / "mappings" / "kenya_client_survey.yaml"
+    mapping = Path(__file__).resolve().parents[1] / "docs" / "examples" / "kenya" / "mapping.yaml"
     _, inputs, errors, _ = stage_country("KE", mapping, REF, as_of="2024-03-31")
     assert not errors
     assert all(i.masked_cells == {} for i in inputs)

@@ -3,7 +3,8 @@
 A data value set is long: one row per ``dataElement × period × orgUnit × categoryOptionCombo``.
 The mapping names which data elements feed which ``routine`` columns and which org unit is
 which facility. Values of the category option combos of one data element are summed (the
-total). Periods: monthly ``202403`` becomes ``2024-03``; quarterly ``2024Q1`` is rejected
+total); a null, empty or absent value stays missing, and so does a total with a missing part
+(a sum would read it as 0). Periods: monthly ``202403`` becomes ``2024-03``; quarterly ``2024Q1`` is rejected
 (kept as ``2024Q1`` so the gate quarantines the row with ``pattern:period``) unless the mapping
 says ``quarterly_periods: last_month`` — right for stocks such as TX_CURR reported at the end
 of the quarter, wrong for flows, hence not the default. Any other period (``2024W13``,
@@ -137,9 +138,13 @@ def dhis2_to_routine(
         ~long["orgUnit"].str.strip().isin(list(org_units)), "orgUnit"
     ].value_counts()
     long["period_c"] = long["period"].map(lambda p: dhis2_period(p, quarterly))
-    num = pd.to_numeric(long["value"].str.strip(), errors="coerce")
+    value = long["value"].astype("string").str.strip()
+    num = pd.to_numeric(value, errors="coerce")
     long["num"] = num
-    long["bad"] = num.isna() & (long["value"].str.strip() != "")
+    # a null, empty or absent value is missing (not 0); only unreadable text is a type failure
+    empty = value.isna() | value.str.lower().isin(["", "null", "none", "nan"])
+    long["bad"] = (num.isna() & ~empty).to_numpy(dtype=bool)
+    long["gap"] = num.isna().to_numpy(dtype=bool)
     coc = long["categoryOptionCombo"] if "categoryOptionCombo" in long else ""
     aoc = long["attributeOptionCombo"] if "attributeOptionCombo" in long else ""
     long["_coc"] = coc
@@ -153,6 +158,11 @@ def dhis2_to_routine(
     wide_num = long.pivot_table(
         index=keys, columns="column", values="num", aggfunc="sum", dropna=False, sort=False
     )
+    # pivot_table's sum turns a missing value into 0: a total with a missing part is missing
+    gaps = long.pivot_table(
+        index=keys, columns="column", values="gap", aggfunc="any", dropna=False, sort=False
+    )
+    wide_num = wide_num.mask(gaps.reindex_like(wide_num).fillna(False).astype(bool))
     bad = long.pivot_table(
         index=keys, columns="column", values="bad", aggfunc="any", dropna=False, sort=False
     ).reindex(first_row.index)

@@ -8,11 +8,14 @@ gate quarantines the row instead of silently losing the value.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from clm_research.errors import DataQualityError
 from clm_research.schema import Column, Table
 from clm_research.tables import CANONICAL_DTYPES, FALSE_TEXT, TRUE_TEXT, PandasDtype
 
@@ -23,6 +26,8 @@ __all__ = [
     "parse_table",
     "canonical_dtype",
     "empty_text",
+    "check_mojibake",
+    "ambiguous_dates",
 ]
 
 #: Error values spreadsheets write into cells (and that survive into CSV exports).
@@ -44,25 +49,45 @@ def empty_text(s: pd.Series) -> pd.Series:
     return t.isna() | t.isin(list(MISSING_TEXT))
 
 
-def _parse_dates(text: pd.Series, formats: Sequence[str]) -> pd.Series:
-    out: pd.Series[pd.Timestamp] = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
-    todo = text.notna()
+def _parse_one(text: pd.Series, fmt: str) -> pd.Series:
+    if fmt == "ISO":
+        # ISO 8601 dates or timestamps (2024-03-05, 2024-03-05T10:11:12.000Z)
+        iso = text.str.fullmatch(r"\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?")
+        sub = text.where(iso.fillna(False)).str.slice(0, 10)
+        return pd.to_datetime(sub, format="%Y-%m-%d", errors="coerce")
+    return pd.to_datetime(text, format=fmt, errors="coerce")
+
+
+def ambiguous_dates(
+    text: pd.Series, formats: Sequence[str]
+) -> tuple[pd.Series, list[tuple[str, str, str]]]:
+    """Parse ``text`` with every format; report values two formats read as different dates.
+
+    Returns
+    -------
+    parsed, conflicts
+        The dates (first format that reads each value) and up to five
+        ``(value, format a, format b)`` where both formats read the value differently.
+    """
+    out: pd.Series = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
+    conflicts: list[tuple[str, str, str]] = []
+    seen: list[tuple[str, pd.Series]] = []
     for fmt in formats:
-        if not todo.any():
-            break
-        if fmt == "ISO":
-            # ISO 8601 dates or timestamps (2024-03-05, 2024-03-05T10:11:12.000Z)
-            sub = text[todo]
-            iso = sub.str.fullmatch(r"\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?")
-            sub = sub[iso.fillna(False)].str.slice(0, 10)
-            parsed = pd.to_datetime(sub, format="%Y-%m-%d", errors="coerce")
-        else:
-            parsed = pd.to_datetime(text[todo], format=fmt, errors="coerce")
-        ok = parsed.notna()
-        idx = ok[ok].index
-        out.loc[idx] = parsed.loc[idx].astype("datetime64[ns]")
-        todo.loc[idx] = False
-    return out.dt.normalize()
+        parsed = _parse_one(text, fmt).astype("datetime64[ns]").dt.normalize()
+        for other, prev in seen:
+            clash = (parsed.notna() & prev.notna() & (parsed != prev)).to_numpy()
+            for v in pd.unique(text[clash])[: 5 - len(conflicts)]:
+                conflicts.append((str(v), other, fmt))
+        seen.append((fmt, parsed))
+        out = out.fillna(parsed) if len(seen) > 1 else parsed
+    return out, conflicts
+
+
+def _parse_dates(text: pd.Series, formats: Sequence[str]) -> pd.Series:
+    if len(formats) == 1:  # the common case: nothing to compare
+        return _parse_one(text, formats[0]).astype("datetime64[ns]").dt.normalize()
+    out, _ = ambiguous_dates(text, formats)
+    return out
 
 
 def parse_column(
@@ -114,7 +139,17 @@ def parse_column(
         failed = present & typed.isna()
         return typed, failed.fillna(False).to_numpy(dtype=bool)
     if dtype == "datetime64[ns]":
-        typed = _parse_dates(s, date_formats)
+        if len(date_formats) > 1:
+            typed, conflicts = ambiguous_dates(s, date_formats)
+            if conflicts:
+                examples = "; ".join(f"{v!r} is {a} and {b}" for v, a, b in conflicts)
+                raise DataQualityError(
+                    f"column {column.name}: dates read differently by two declared formats "
+                    f"({examples}) [rule: ambiguous_date]. Fix: keep only the format the "
+                    "export uses in date_formats (day/month order is never guessed)."
+                )
+        else:
+            typed = _parse_dates(s, date_formats)
         failed = present & typed.isna()
         return typed, failed.fillna(False).to_numpy(dtype=bool)
     raise AssertionError(f"unhandled dtype {dtype}")  # pragma: no cover
@@ -143,3 +178,69 @@ def parse_table(
         if failed.any():
             failures[f"type:{col.name}"] = failed
     return pd.DataFrame(typed), failures
+
+
+#: Mojibake: UTF-8 bytes shown as Windows-1252/Latin-1 (``â€™``, ``Ã©``, ``Â ``).
+_MOJIBAKE = re.compile(r"[ÂÃ][\u0080-\u00bf\u0152-\u0178\u2018-\u203a\u20ac\u2122]|â€")
+#: C1 control characters: Windows-1252 text (’ “ ” – …) decoded as Latin-1.
+_C1 = re.compile(r"[\u0080-\u009f]")
+
+
+def _repairs(value: str) -> str | None:
+    for enc in ("cp1252", "latin-1"):
+        try:
+            return value.encode(enc).decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            continue
+    return None
+
+
+def check_mojibake(frame: pd.DataFrame, path: Path | str, declared: str | None = None) -> None:
+    """Refuse text that decoded but is visibly mis-decoded, naming the likely right encoding.
+
+    Two signatures are recognised: UTF-8 read as Windows-1252/Latin-1 (``Ã©`` for ``é``,
+    ``â€™`` for ``’``; confirmed by re-decoding the cell) and C1 control characters, which
+    Windows-1252 punctuation becomes when read as Latin-1. Distinct values are checked, so
+    a long export costs little.
+
+    Raises
+    ------
+    DataQualityError
+        Rule ``encoding``, with the column, an example and the encoding to declare.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for col in frame.columns:
+        s = frame[col]
+        if not (pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)):
+            continue
+        # vectorised pre-filter: only cells with a non-ASCII character can be mojibake
+        try:
+            texts = pa.array(s, type=pa.string(), from_pandas=True)
+        except (pa.ArrowTypeError, pa.ArrowInvalid):
+            continue  # values a reader produced as numbers: no text to check
+        ascii_ = pc.string_is_ascii(texts).fill_null(True)
+        if pc.all(ascii_).as_py():
+            continue
+        wide = pc.invert(ascii_).to_numpy(zero_copy_only=False)
+        values = [v for v in pd.unique(s[wide]) if isinstance(v, str)]
+        for v in values:
+            if _MOJIBAKE.search(v) and (fixed := _repairs(v)) is not None and fixed != v:
+                raise DataQualityError(
+                    f"{path}: column {col!r}: text looks mis-decoded ({v[:60]!r}, likely "
+                    f"{fixed[:60]!r}) [rule: encoding]. The file is most likely UTF-8 read as "
+                    f"{declared or 'Windows-1252'}. Fix: set `encoding: utf-8` in the mapping, or "
+                    "re-export it as UTF-8 from the original (it may have been re-saved)."
+                )
+            if _C1.search(v):
+                try:
+                    fixed = v.encode("latin-1").decode("cp1252")
+                except (UnicodeEncodeError, UnicodeDecodeError):
+                    fixed = v
+                raise DataQualityError(
+                    f"{path}: column {col!r}: control characters in the text ({v[:60]!r}, "
+                    f"likely {fixed[:60]!r}) [rule: encoding]. The file is most likely "
+                    "Windows-1252 (cp1252) read as Latin-1. Fix: set `encoding: cp1252` in the "
+                    "mapping."
+                )

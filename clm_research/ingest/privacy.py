@@ -652,8 +652,13 @@ def mask_personal_data(
         if not (pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)):
             continue
         policy = column_policy(t.column(name), labels.get(name, ()))
+        own = re.compile(t.column(name).pattern or r"(?!)")
         markers: dict[str, str] = {}
         for v in _candidates(s, policy.kind):
+            # a value in the column's own format (a reporting month 2009-12) is its data, like
+            # a date in a date column, even when it could be a birth month
+            if own.fullmatch(v.strip()):
+                continue
             marker = mask_text(v, policy, ref)
             if marker is not None:
                 markers[v] = marker

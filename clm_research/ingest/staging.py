@@ -25,12 +25,14 @@ from clm_research.ingest.mapping import (
     Format,
     Mapping,
     TableSpec,
+    aggregate_rows,
     apply_mapping,
     content_duplicates,
     derive_columns,
+    filter_rows,
     load_mapping,
 )
-from clm_research.ingest.parse import EXCEL_ERRORS, _parse_dates, parse_table
+from clm_research.ingest.parse import EXCEL_ERRORS, ambiguous_dates, check_mojibake, parse_table
 from clm_research.ingest.privacy import (
     age_in_years,
     mask_label_counts,
@@ -76,6 +78,13 @@ class InputFile:
     excel_error_cells: list[tuple[int, str]] = field(default_factory=list)
     blank_rows: int = 0
     duplicate_submissions: int = 0
+    #: the mapping's row filter and how many rows of this file it left out (never silently)
+    filter: str | None = None
+    filtered_rows: int = 0
+    #: rows of the table combined to the canonical grain: {"rows_in", "rows_out", "by", ...}
+    aggregate: dict[str, Any] | None = None
+    #: canonical columns the mapping declares not collected (absent from the staged table)
+    not_collected: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -177,7 +186,19 @@ def stage_table(
             had_bom=raw.had_bom,
             duplicate_headers=list(raw.duplicate_headers),
             notes=list(raw.notes),
+            not_collected=list(spec.not_collected),
         )
+        duplicates = frozenset(raw.duplicate_headers)
+        check_mojibake(text, path, spec.encoding)
+        keep, filter_used = filter_rows(text, spec, path, mapping.source, duplicates)
+        if keep is not None:
+            info.filter = spec.filter
+            info.filtered_rows = int((~keep).sum())
+            text = text[keep].reset_index(drop=True)
+            raw.frame = text
+            raw.source_row = np.asarray(raw.source_row)[keep]
+            if raw.short_rows is not None:
+                raw.short_rows = np.asarray(raw.short_rows)[keep]
         rows = np.asarray(raw.source_row)
         prefailed: dict[str, np.ndarray] = {}
         info.excel_error_cells = _excel_errors(text, rows)
@@ -236,9 +257,17 @@ def stage_table(
             info.duplicate_submissions = int(dup.sum())
         dob = None
         if dob_col and dob_col in text.columns:
-            dob = _parse_dates(
+            dob, clashes = ambiguous_dates(
                 text[dob_col].astype("string").str.strip(), mapping.personal.date_of_birth_formats
             )
+            if clashes:  # the values are birth dates: the message names formats, never values
+                formats = sorted({f for _, a, b in clashes for f in (a, b)})
+                raise DataQualityError(
+                    f"{display_path(path)}: column {dob_col!r} (date of birth): some dates are "
+                    f"read differently by the declared formats {', '.join(formats)} "
+                    "[rule: ambiguous_date]. Fix: keep only the format the export uses in "
+                    "personal.date_of_birth_formats (day/month order is never guessed)."
+                )
         if pseudo:
             key = pseudonym_key()
             text = text.copy()
@@ -249,7 +278,15 @@ def stage_table(
         text = text.drop(columns=personal)
         info.personal_columns_removed = personal
 
-        mapped = apply_mapping(text, spec, table, fmt_map, path)
+        mapped = apply_mapping(
+            text,
+            spec,
+            table,
+            fmt_map,
+            path,
+            mapping_source=mapping.source,
+            duplicates=duplicates if fmt != "dhis2" else frozenset(),
+        )
         # personal data typed into any column: masked before anything is typed, kept or shown
         labels = _known_labels(spec)
         masking = mask_personal_data(mapped.frame, table, labels, as_of=as_of)
@@ -257,7 +294,10 @@ def stage_table(
         mapped.unknown_labels = mask_label_counts(mapped.unknown_labels, table, labels, as_of=as_of)
         info.masked_cells = masking.counts
         prefailed.update(masking.rule_masks())
-        typed, type_fail = parse_table(mapped.frame, table, spec.date_formats)
+        try:
+            typed, type_fail = parse_table(mapped.frame, table, spec.date_formats)
+        except DataQualityError as e:
+            raise DataQualityError(f"{display_path(path)}: {e}") from None
         typed = derive_columns(typed, mapped.derived)
         if dob is not None and "age" in table and mapping.personal.age_reference in typed.columns:
             derived_age = age_in_years(
@@ -274,8 +314,12 @@ def stage_table(
         ignored = {
             c
             for c in text.columns
-            if c in meta_cols or any(fnmatch.fnmatchcase(str(c), p) for p in spec.ignore)
+            if c in meta_cols
+            or c
+            in spec.not_collected  # a canonical file's column the country declares not collected
+            or any(fnmatch.fnmatchcase(str(c), p) for p in spec.ignore)
         }
+        mapped.used |= filter_used  # read by the filter: used, not "unmapped"
         info.ignored_columns = sorted(
             c for c in text.columns if c in ignored and c not in mapped.used
         )
@@ -295,6 +339,13 @@ def stage_table(
             )
         )
     staged = _concat(name, parts)
+    if spec.aggregate is not None:
+        try:
+            staged, done = aggregate_rows(staged, spec, table)
+        except DataQualityError as e:
+            raise DataQualityError(f"{mapping.source or 'mapping'}: tables.{name}.{e}") from None
+        for info in infos:
+            info.aggregate = done.model_dump()
     if spec.distinct:
         staged = _distinct(staged, table)
     return staged, infos
