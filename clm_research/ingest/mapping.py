@@ -3,7 +3,7 @@
 A mapping is a YAML file, ``params/mappings/<country>.yaml``::
 
     country: KE
-    format: kobo                      # canonical | kobo | odk | dhis2 (default for every table)
+    format: kobo                      # canonical | kobo | odk | commcare | dhis2 (default for every table)
     personal:                         # personal data: dropped or pseudonymised at ingestion
       drop: [respondent_name, phone]  # names, phones, free text, GPS of people
       date_of_birth: dob              # age is derived from it (and the interview date), then dropped
@@ -73,7 +73,7 @@ __all__ = [
     "content_duplicates",
 ]
 
-Format = Literal["canonical", "kobo", "odk", "dhis2"]
+Format = Literal["canonical", "kobo", "odk", "commcare", "dhis2"]
 
 #: Default labels of boolean answers (after :func:`normalise_label`).
 YES_NO: dict[str, Any] = {
