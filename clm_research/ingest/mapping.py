@@ -211,9 +211,10 @@ def load_mapping(country_or_path: str | Path) -> Mapping:
     path = p if p.suffix in (".yaml", ".yml") else mappings_dir() / f"{country_or_path}.yaml"
     if not path.is_file():
         raise IngestError(
-            f"no column mapping for {country_or_path!r} ({display_path(path)}). Fix: write "
-            f"{path.name} describing the export format and columns (see clm_research/ingest/"
-            "mapping.py for the format)."
+            f"no column mapping for {country_or_path!r} ({display_path(path)}). Fix: draft one "
+            f"from your export with `clm new-country {country_or_path} --from-export FILE`, "
+            f"then try it with `clm check-mapping {country_or_path}`; the mapping file's keys "
+            "are explained in docs/own-data.md."
         )
     raw = read_yaml_mapping(path, what="mapping", error=IngestError)
     raw["source"] = display_path(path)
