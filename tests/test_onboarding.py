@@ -171,3 +171,69 @@ def test_missing_mapping_points_to_the_guide(project: Path) -> None:
     msg = str(e.value)
     assert "clm new-country QZ" in msg and "docs/own-data.md" in msg
     assert "clm_research/" not in msg
+
+
+def test_kobo_label_headers_matched_through_the_xlsform(project: Path, tmp_path: Path) -> None:
+    """A Kobo export with question labels as headers: the XLSForm gives each label its name."""
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    survey = wb.active
+    assert survey is not None
+    survey.title = "survey"
+    for row in (
+        ["type", "name", "label::English (en)"],
+        ["text", "clinic_code", "Which clinic?"],
+        ["select_one gender", "sex", "Client is"],
+        ["integer", "age", "How many years?"],
+        ["select_one kp", "kp", "Which group do you belong to?"],
+        ["text", "comment", "Anything to add?"],
+    ):
+        survey.append(row)
+    choices = wb.create_sheet("choices")
+    for row in (
+        ["list_name", "name", "label::English (en)"],
+        ["gender", "female", "Woman"],
+        ["gender", "male", "Man"],
+        ["kp", "fsw", "Sex worker"],
+        ["kp", "none", "None of these"],
+    ):
+        choices.append(row)
+    form = tmp_path / "form.xlsx"
+    wb.save(form)
+    export = tmp_path / "kobo.csv"
+    export.write_text(
+        "Which clinic?;Client is;How many years?;Which group do you belong to?;Anything to add?;"
+        "_uuid;_submission_time\n"
+        "XT-F001;Woman;34;Sex worker;Nurse Amara was kind;u1;2024-03-05T10:00:00\n"
+        "XT-F002;Man;41;None of these;;u2;2024-03-06T11:00:00\n",
+        encoding="utf-8",
+    )
+    draft, _ = new_country("XT", export, xlsform=form)
+    assert draft.fmt == "kobo"
+    cols = {m.column: m for m in draft.matches}
+    assert cols["sex"].header == "Client is"  # by its XLSForm name "sex"
+    assert cols["sex"].spec["values"] == {"Woman": "female", "Man": "male"}
+    assert cols["age"].header == "How many years?"
+    assert cols["interview_id"].header == "_uuid"
+    assert "Anything to add?" in draft.personal  # an XLSForm text question: free text
+    assert cols["facility_id"].header == "Which clinic?"  # the word "clinic"
+
+
+def test_dhis2_data_element_names_matched(project: Path, tmp_path: Path) -> None:
+    export = tmp_path / "datavalues.csv"
+    export.write_text(
+        "dataElement,period,orgUnit,categoryOptionCombo,value\n"
+        "TX_CURR,202403,ouAlpha0001,HllvX50cXC0,120\n"
+        "TX_NEW,202403,ouAlpha0001,HllvX50cXC0,7\n"
+        "HTS_TST,202403,ouAlpha0001,HllvX50cXC0,300\n"
+        "Clients with a cat,202403,ouAlpha0001,HllvX50cXC0,1\n",
+        encoding="utf-8",
+    )
+    draft, _ = new_country("XT", export)
+    assert draft.fmt == "dhis2" and draft.table == "routine"
+    assert draft.data_elements == {"TX_CURR": "tx_curr", "TX_NEW": "tx_new", "HTS_TST": "tests"}
+    assert draft.unused == ["Clients with a cat"] and draft.org_units == ["ouAlpha0001"]
+    mapping = load_mapping(project / "params" / "mappings" / "XT.yaml")
+    assert mapping.format == "dhis2"
+    assert mapping.tables["routine"].data_elements["TX_CURR"] == "tx_curr"
