@@ -914,6 +914,18 @@ def _failing_values(
     return out[:k]
 
 
+def _describe(spec: dict[str, Any]) -> str:
+    """Where a canonical column comes from, in words (any kind of column spec)."""
+    if "from" in spec:
+        extra = [k for k in spec if k != "from"]
+        return repr(spec["from"]) + (f" ({', '.join(extra)})" if extra else "")
+    if "derive" in spec:
+        return f"{spec['derive']} of {spec.get('source')}"
+    if "constant" in spec:
+        return f"constant {spec['constant']!r}"
+    return ", ".join(f"{k} {v!r}" for k, v in spec.items()) or "?"
+
+
 def check_mapping(
     country: str, raw_folder: Path | None = None, mapping: Any = None, as_of: Any = None
 ) -> MappingCheck:
@@ -955,12 +967,8 @@ def check_mapping(
                 source = "completed years from the date of birth (then dropped)"
             elif cs is None:
                 source = f"{col.name!r} (same name)"
-            elif cs.derive:
-                source = f"{cs.derive} of {cs.source}"
-            elif cs.constant is not None:
-                source = f"constant {cs.constant!r}"
             else:
-                source = repr(cs.from_)
+                source = _describe(cs.model_dump(by_alias=True, exclude_defaults=True))
             mask = staged.prefailed.get(f"type:{col.name}", np.zeros(len(staged.frame), bool))
             parsed = int(staged.frame[col.name].notna().sum())
             failed = int(np.asarray(mask).sum())

@@ -15,7 +15,7 @@ set -euo pipefail
 ROOT="${CLM_PROJECT_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 EXPORT="${KENYA_EXPORT:-$ROOT/../shared/reference-data/kenya_clm_client_survey_2024.csv}"
 CLM="${CLM:-$ROOT/.venv/bin/clm}"
-MAPPING="${KENYA_MAPPING:-$ROOT/docs/examples/kenya/mapping.yaml}"   # the reviewed mapping
+EXAMPLE="$ROOT/docs/examples/kenya"   # the reviewed parameters and mapping of this export
 
 if [ ! -f "$EXPORT" ]; then
     echo "kenya.sh: the Kenyan export is not at $EXPORT." >&2
@@ -27,16 +27,20 @@ if [ ! -x "$CLM" ]; then
     CLM="$(command -v clm || true)"
     [ -n "$CLM" ] || { echo "kenya.sh: no clm command: run 'make setup' first" >&2; exit 3; }
 fi
-[ -f "$MAPPING" ] || { echo "kenya.sh: the example mapping $MAPPING is missing" >&2; exit 3; }
+for f in "$EXAMPLE/country.yaml" "$EXAMPLE/mapping.yaml"; do
+    [ -f "$f" ] || { echo "kenya.sh: $f is missing (part of the project: check out again)" >&2; exit 3; }
+done
 cd "$ROOT"
 
 # 1. Draft the country's parameters and mapping from the export; the export is copied as
 #    received to data/raw/KE/. --force: the example replaces the files of an earlier run.
 "$CLM" new-country KE --from-export "$EXPORT" --name Kenya --force
 
-# 2. The draft is a starting point; this example uses the reviewed mapping (facility ids
-#    assigned, free text dropped, "Yes" to "was confidentiality considered?" = no breach…).
-cp "$MAPPING" params/mappings/KE.yaml
+# 2. The drafts are a starting point; this example uses the reviewed files: the mapping
+#    (facility ids assigned, free text dropped, "Yes" to "was confidentiality considered?" =
+#    no breach, on_art from the services answer…) and the parameters (the quarantine limit).
+cp "$EXAMPLE/country.yaml" params/countries/KE.yaml
+cp "$EXAMPLE/mapping.yaml" params/mappings/KE.yaml
 
 # 3. Try the mapping on the raw file: per column, what parses; what the gate would quarantine.
 "$CLM" check-mapping KE
