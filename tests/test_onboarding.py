@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 KENYA = ROOT.parent / "shared" / "reference-data" / "kenya_clm_client_survey_2024.csv"
 KENYA_MAPPING = ROOT / "tests" / "data" / "mappings" / "kenya_client_survey.yaml"
 COMMCARE = ROOT / "tests" / "data" / "commcare"
-needs_kenya = pytest.mark.skipif(
+needs_kenya = pytest.mark.reference
+needs_kenya_file = pytest.mark.skipif(
     not KENYA.is_file(),
     reason="the Kenyan export is read from ../shared/reference-data/ (no licence: not in the "
     "project), which is absent here",
@@ -47,6 +48,7 @@ def _tree(folder: Path) -> dict[str, int]:
 
 
 @needs_kenya
+@needs_kenya_file
 def test_new_country_from_the_kenyan_export(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -78,6 +80,7 @@ def test_new_country_from_the_kenyan_export(
 
 
 @needs_kenya
+@needs_kenya_file
 def test_new_country_never_overwrites(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     params = project / "params" / "countries" / "KE.yaml"
     params.write_text("code: KE\n")
@@ -92,6 +95,7 @@ def test_new_country_never_overwrites(project: Path, capsys: pytest.CaptureFixtu
 
 
 @needs_kenya
+@needs_kenya_file
 def test_check_mapping_reports_per_column_and_writes_nothing(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -117,6 +121,7 @@ def test_check_mapping_reports_per_column_and_writes_nothing(
 
 
 @needs_kenya
+@needs_kenya_file
 def test_check_mapping_names_the_failing_values(project: Path) -> None:
     new_country("KE", KENYA, name="Kenya")
     text = KENYA_MAPPING.read_text()

@@ -61,6 +61,7 @@ def _run(script: str, root: Path, **env: str) -> subprocess.CompletedProcess[str
     )
 
 
+@pytest.mark.reference
 @pytest.mark.skipif(
     not KENYA.is_file(),
     reason="the Kenyan export is read from ../shared/reference-data/ (no licence: never copied "
