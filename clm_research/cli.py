@@ -180,8 +180,9 @@ def _cmd_new_country(args: argparse.Namespace) -> int:
     if draft.unmatched_optional:
         print(f"  not in the export (not collected): {', '.join(draft.unmatched_optional)}")
     if draft.personal or draft.date_of_birth:
-        dob = [draft.date_of_birth] if draft.date_of_birth else []
-        print(f"  personal data dropped at ingestion: {len(draft.personal) + len(dob)} column(s)")
+        dropped = ([draft.date_of_birth] if draft.date_of_birth else []) + draft.personal
+        shown = ", ".join(repr(c[:40]) for c in dropped[:6]) + (" …" if len(dropped) > 6 else "")
+        print(f"  personal data dropped at ingestion ({len(dropped)} column(s)): {shown}")
     if draft.unused:
         print(f"  export columns not used: {len(draft.unused)} (listed in the draft mapping)")
     for note in draft.notes:
