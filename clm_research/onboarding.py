@@ -814,7 +814,8 @@ def new_country(
     mtext = mapping_text(code, draft, export.name, source)
     written = [write_text(params_path, ptext), write_text(mapping_path, mtext)]
     if not raw_path.exists() or sha256_file(raw_path) != sha256_file(export):
-        written.append(write_bytes(raw_path, export.read_bytes()))
+        # a raw export holds personal data: readable by its owner only, like the quarantine
+        written.append(write_bytes(raw_path, export.read_bytes(), private=True))
     return draft, written
 
 

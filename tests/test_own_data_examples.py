@@ -102,6 +102,7 @@ def test_malawi_example_ends_with_a_report(tmp_path: Path) -> None:
     reports = sorted((root / "reports" / "MW").glob("*/report.html"))
     assert reports, done.stdout[-2000:]
     html = reports[-1].read_text(encoding="utf-8")
-    assert "<img" in html  # the trend figure and the district map
+    assert "<img" in html  # the trend figure
+    assert "Map of " in html  # the district map's description (alt text)
     for district in ("Dowa", "Ntchisi"):  # more suppressed than tested in 2016: flagged
         assert district in html
