@@ -295,10 +295,6 @@ def read_xlsform(path: Path) -> tuple[dict[str, tuple[str, str]], dict[str, dict
     for r in choices:
         if r.get("list_name") and r.get("name"):
             lists.setdefault(r["list_name"], {})[r["name"]] = label(r)
-    for name, (lab, qtype) in list(questions.items()):
-        parts = qtype.split()
-        if parts and parts[0] in ("select_one", "select_multiple") and len(parts) > 1:
-            questions[name] = (lab, qtype)
     return questions, lists
 
 
