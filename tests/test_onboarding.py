@@ -261,3 +261,12 @@ def test_dhis2_data_element_names_matched(project: Path, tmp_path: Path) -> None
     mapping = load_mapping(project / "params" / "mappings" / "XT.yaml")
     assert mapping.format == "dhis2"
     assert mapping.tables["routine"].data_elements["TX_CURR"] == "tx_curr"
+
+
+def test_check_mapping_without_a_mapping_says_what_to_do(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check-mapping", "QZ"]) == 2
+    err = capsys.readouterr().err
+    assert "clm new-country QZ --from-export" in err and "docs/own-data.md" in err
+    assert "Traceback" not in err
