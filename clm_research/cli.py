@@ -154,6 +154,64 @@ def _cmd_framework(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- adding a country: new-country, check-mapping ------------------------------------------
+
+
+def _cmd_new_country(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from clm_research.onboarding import GUIDE, new_country
+    from clm_research.paths import display_path
+
+    draft, written = new_country(
+        args.code,
+        Path(args.from_export),
+        xlsform=Path(args.xlsform) if args.xlsform else None,
+        name=args.name,
+        table=args.table,
+        force=args.force,
+    )
+    print(
+        f"{args.code}: read {Path(args.from_export).name} ({draft.rows} rows, "
+        f"{len(draft.headers)} columns, {draft.fmt} export) as the {draft.table} table"
+    )
+    print("  matched (review each in the draft mapping):")
+    width = max((len(m.column) for m in draft.matches), default=10)
+    for m in draft.matches:
+        src = f"{m.header!r}" if m.header else m.how
+        flag = f"  REVIEW: {m.review}" if m.review else ""
+        print(f"    {m.column:<{width}} <- {src}{flag}")
+    if draft.unmatched_required:
+        print(f"  could not match (required): {', '.join(draft.unmatched_required)}")
+    if draft.unmatched_optional:
+        print(f"  not in the export (not collected): {', '.join(draft.unmatched_optional)}")
+    if draft.personal or draft.date_of_birth:
+        dropped = ([draft.date_of_birth] if draft.date_of_birth else []) + draft.personal
+        shown = ", ".join(repr(c[:40]) for c in dropped[:6]) + (" …" if len(dropped) > 6 else "")
+        print(f"  personal data dropped at ingestion ({len(dropped)} column(s)): {shown}")
+    if draft.unused:
+        print(f"  export columns not used: {len(draft.unused)} (listed in the draft mapping)")
+    for note in draft.notes:
+        print(f"  note: {note}")
+    for p in written:
+        print(f"  wrote {display_path(p)}")
+    print(
+        f"Next: review the draft mapping, then run: clm check-mapping {args.code}  (guide: {GUIDE})"
+    )
+    return 0
+
+
+def _cmd_check_mapping(args: argparse.Namespace) -> int:
+    from clm_research.onboarding import check_mapping
+
+    failed = False
+    for code in args.countries:
+        result = check_mapping(code, mapping=args.mapping)
+        print("\n".join(result.lines()))
+        failed |= bool(result.errors)
+    return 1 if failed else 0
+
+
 def _cmd_schema(args: argparse.Namespace) -> int:
     from clm_research.schema import schema_markdown
 
@@ -249,6 +307,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("framework", help="validate and list the measurement framework")
     p.add_argument("--country", help="apply this country's overrides and extra indicators")
     p.set_defaults(func=_cmd_framework)
+
+    # --- adding a country --------------------------------------------------------------
+    p = sub.add_parser(
+        "new-country",
+        help="draft params/countries/CC.yaml and params/mappings/CC.yaml from an export",
+    )
+    p.add_argument("code", metavar="CC", help="two-letter country code")
+    p.add_argument(
+        "--from-export", required=True, metavar="FILE", help="the export (CSV, XLSX, JSON)"
+    )
+    p.add_argument("--xlsform", metavar="FORM.xlsx", help="the XLSForm of a Kobo/ODK export")
+    p.add_argument("--name", help="the country's name (default: the code)")
+    p.add_argument("--table", help="the canonical table the export feeds (default: best match)")
+    p.add_argument("--force", action="store_true", help="replace existing files")
+    p.set_defaults(func=_cmd_new_country)
+
+    p = sub.add_parser(
+        "check-mapping",
+        help="dry-run a country's mapping on its raw files: per column, source, share parsed, "
+        "first failing values (writes nothing)",
+    )
+    p.add_argument("countries", nargs="+", metavar="COUNTRY", help="country codes")
+    p.add_argument("--mapping", help="a mapping file to try instead of params/mappings/CC.yaml")
+    p.set_defaults(func=_cmd_check_mapping)
 
     p = sub.add_parser("schema", help="print the canonical data model (Markdown)")
     p.set_defaults(func=_cmd_schema)

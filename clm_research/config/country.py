@@ -29,6 +29,7 @@ from clm_research.periods import check_iso_date, check_month, check_period, chec
 
 __all__ = [
     "DemoSpec",
+    "BoundarySpec",
     "CountryParams",
     "NotebookParameters",
     "SynthesisParameters",
@@ -122,6 +123,28 @@ class DemoSpec(_Strict):
     )
 
 
+class BoundarySpec(_Strict):
+    """Where a country's district boundaries come from and which features are its districts.
+
+    Boundary files often hold several administrative levels (country, regions, districts,
+    sub-districts) with the name in a property of their own (``area_name``, ``ADM2_EN``…):
+    the map draws only the features the filter keeps and joins them to the data on their
+    names, compared after normalisation (case, spaces, accents, punctuation).
+    """
+
+    file: ProjectPath = Field(description="GeoJSON file, relative to the project root")
+    district_property: str | None = Field(
+        None,
+        description="Feature property holding the district name (default: the first of "
+        "district, name, NAME)",
+    )
+    filter: str | None = Field(
+        None,
+        description="Which features are districts, in the filter language over the features' "
+        'properties, e.g. "area_level == 4" or "type == \'district\'" (default: all)',
+    )
+
+
 class FrameworkChanges(_Strict):
     """A country's changes to the default framework: overrides and extra indicators."""
 
@@ -157,6 +180,11 @@ class CountryParams(_Strict):
         description="District boundaries (GeoJSON) for the maps, relative to the project root; "
         "default data/raw/<code>/districts.geojson",
     )
+    boundaries: BoundarySpec | None = Field(
+        None,
+        description="District boundaries with the property holding the district name and a "
+        "filter choosing the district features (instead of district_boundaries)",
+    )
     notebooks: tuple[str, ...] | None = Field(
         None,
         description="Evaluation notebooks to run (file stems, e.g. 02_service_quality); "
@@ -181,6 +209,15 @@ class CountryParams(_Strict):
             raise ValueError(
                 f"a synthetic demo country must use an ISO 3166 user-assigned code (AA, QM-QZ, "
                 f"XA-XZ except XK, ZZ), never a real country's code; got {self.code!r}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _one_boundary_source(self) -> CountryParams:
+        if self.boundaries is not None and self.district_boundaries is not None:
+            raise ValueError(
+                "give either district_boundaries (a file) or boundaries (file, "
+                "district_property, filter), not both"
             )
         return self
 

@@ -3,7 +3,7 @@
 A mapping is a YAML file, ``params/mappings/<country>.yaml``::
 
     country: KE
-    format: kobo                      # canonical | kobo | odk | dhis2 (default for every table)
+    format: kobo                      # canonical | kobo | odk | commcare | dhis2 (default for every table)
     personal:                         # personal data: dropped or pseudonymised at ingestion
       drop: [respondent_name, phone]  # names, phones, free text, GPS of people
       date_of_birth: dob              # age is derived from it (and the interview date), then dropped
@@ -136,7 +136,7 @@ __all__ = [
     "AggregateResult",
 ]
 
-Format = Literal["canonical", "kobo", "odk", "dhis2"]
+Format = Literal["canonical", "kobo", "odk", "commcare", "dhis2"]
 
 #: Default labels of boolean answers (after :func:`normalise_label`).
 YES_NO: dict[str, Any] = {
@@ -370,9 +370,10 @@ def load_mapping(country_or_path: str | Path) -> Mapping:
     path = p if p.suffix in (".yaml", ".yml") else mappings_dir() / f"{country_or_path}.yaml"
     if not path.is_file():
         raise IngestError(
-            f"no column mapping for {country_or_path!r} ({display_path(path)}). Fix: write "
-            f"{path.name} describing the export format and columns (see clm_research/ingest/"
-            "mapping.py for the format)."
+            f"no column mapping for {country_or_path!r} ({display_path(path)}). Fix: draft one "
+            f"from your export with `clm new-country {country_or_path} --from-export FILE`, "
+            f"then try it with `clm check-mapping {country_or_path}`; the mapping file's keys "
+            "are explained in docs/own-data.md."
         )
     raw = read_yaml_mapping(path, what="mapping", error=IngestError)
     raw["source"] = display_path(path)

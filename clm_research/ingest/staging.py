@@ -102,6 +102,10 @@ def _reader(fmt: str, path: Path, spec: TableSpec) -> RawTable:
         from clm_research.ingest.odk import read_odk
 
         return read_odk(path, **kw)
+    if fmt == "commcare":
+        from clm_research.ingest.commcare import read_commcare
+
+        return read_commcare(path, **kw)
     if fmt == "dhis2":
         from clm_research.ingest.dhis2 import read_dhis2
 
@@ -120,6 +124,10 @@ def _metadata(fmt: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         from clm_research.ingest.odk import ODK_METADATA, ODK_PERSONAL
 
         return ODK_METADATA, ODK_PERSONAL
+    if fmt == "commcare":
+        from clm_research.ingest.commcare import COMMCARE_METADATA, COMMCARE_PERSONAL
+
+        return COMMCARE_METADATA, COMMCARE_PERSONAL
     return (), ()
 
 

@@ -175,7 +175,7 @@ def comparison_note(country: str, what: str = "This section") -> str | None:
 def map_note(country: str) -> str | None:
     """``None`` when district maps can be drawn, else the note (no districts or boundaries)."""
     from clm_research.config.country import load_country
-    from clm_research.paths import project_root, raw_dir
+    from clm_research.report.boundaries import boundary_path
     from clm_research.report.context import country_tables
 
     fac = country_tables(country).get("facilities")
@@ -185,14 +185,9 @@ def map_note(country: str) -> str | None:
             "district through the facility list, which this country's data do not include."
         )
     p = load_country(country)
-    path = (
-        project_root() / p.district_boundaries
-        if p.district_boundaries
-        else raw_dir(country) / "districts.geojson"
-    )
-    if not path.is_file():
+    if not boundary_path(p).is_file():
         return (
             "**Not available in this country.** No district boundaries: name the boundary "
-            f"file as `district_boundaries` in params/countries/{country}.yaml."
+            f"file under `boundaries` in params/countries/{country}.yaml."
         )
     return None

@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from clm_research.paths import project_root, raw_dir
+from clm_research.report.boundaries import DistrictShapes, country_boundaries, estimates_by_feature
 from clm_research.report.context import country_tables, framework_of, indicator_table, params_of
 from clm_research.report.figures import (
     ARM_STYLE,
@@ -47,10 +47,15 @@ __all__ = [
     "rag_legend",
     "trend_figure",
     "district_map",
+    "choropleth",
+    "MAP_LABEL_LIMIT",
 ]
 
 #: Red / amber / green as a symbol and a word (colour is never the only cue).
 RAG_SYMBOLS: dict[str, str] = {"green": "✔", "amber": "!", "red": "✖"}
+
+#: Largest number of districts named on a map (more would overlap).
+MAP_LABEL_LIMIT = 20
 
 #: Results-chain levels as a report names them.
 LEVEL_NAMES: dict[str, str] = {
@@ -412,18 +417,6 @@ def trend_figure(
     return ReportFigure(fig, alt)
 
 
-def _boundaries(country: str) -> Any:
-    import geopandas as gpd
-
-    p = params_of(country)
-    path = (
-        project_root() / p.district_boundaries
-        if p.district_boundaries
-        else raw_dir(country) / "districts.geojson"
-    )
-    return gpd.read_file(path)
-
-
 def district_map(country: str, indicator_id: str, period: str) -> ReportFigure | str:
     """Choropleth of one indicator by district at ``period``; suppressed districts hatched.
 
@@ -433,35 +426,51 @@ def district_map(country: str, indicator_id: str, period: str) -> ReportFigure |
     YlGnBu) is sequential and colour-blind safe. District names carry a white halo so they
     read on every fill. Only district boundaries are drawn: no facility, outreach-site or
     key-population location is ever plotted.
+
+    Returns the note in place of the map when the country has no districts or boundaries, or
+    has not collected the indicator.
+    """
+    from clm_research.report.chapters import indicators_note, map_note
+
+    note = map_note(country) or indicators_note(country, [indicator_id], "This map")
+    if note:
+        return note
+    ind = framework_of(country).indicator(indicator_id)
+    shapes = country_boundaries(params_of(country))
+    t = indicator_table(country, ("district", "round"))
+    t = t[(t["indicator_id"] == indicator_id) & (t["round"] == period)]
+    return choropleth(shapes, t[["district", "estimate", "suppressed"]], ind, period)
+
+
+def choropleth(
+    shapes: DistrictShapes, table: pd.DataFrame, ind: Indicator, period: str
+) -> ReportFigure:
+    """The map of :func:`district_map`: ``table`` (``district``, ``estimate``, ``suppressed``)
+    drawn on the chosen boundary features, joined on normalised district names.
+
+    Districts of the data with no boundary are named in the caption, the alt text and a
+    warning; boundaries without data are drawn plain grey ("no data").
     """
     import matplotlib.patheffects as pe
     from matplotlib.colors import Normalize
     from matplotlib.ticker import FuncFormatter
 
-    from clm_research.report.chapters import indicators_note, map_note
-
-    note = map_note(country) or indicators_note(country, [indicator_id], "This map")
-    if note:  # no districts, no boundaries or the indicator not collected
-        return note
-    ind = framework_of(country).indicator(indicator_id)
-    shapes = _boundaries(country)
-    key = next((c for c in ("district", "name", "NAME") if c in shapes.columns), shapes.columns[0])
-    t = indicator_table(country, ("district", "round"))
-    t = t[(t["indicator_id"] == indicator_id) & (t["round"] == period)]
-    merged = shapes.merge(
-        t[["district", "estimate", "suppressed"]], left_on=key, right_on="district", how="left"
-    )
-    is_sup = merged["suppressed"].astype("boolean").fillna(True).astype(bool)
-    fmt = _fmt(ind.type, ind.unit, merged.loc[~is_sup, "estimate"])
+    merged, match = estimates_by_feature(shapes, table)
+    match.warn(shapes.source)
+    key = "district"
+    no_data = merged["suppressed"].isna().to_numpy()
+    is_sup = merged["suppressed"].astype("boolean").fillna(False).to_numpy(dtype=bool) & ~no_data
+    has_value = ~is_sup & ~no_data
+    fmt = _fmt(ind.type, ind.unit, merged.loc[has_value, "estimate"])
     better_high = ind.direction == "higher_is_better"
     cmap = "YlGnBu" if better_high else "YlGnBu_r"
-    values = merged.loc[~is_sup, "estimate"].astype(float) * fmt.multiplier
+    values = merged.loc[has_value, "estimate"].astype(float) * fmt.multiplier
     fig, ax = new_figure(height=5.0)
     lo_v, hi_v = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
     if lo_v == hi_v:  # one value: a scale around it
         lo_v, hi_v = lo_v - 1, hi_v + 1
     norm = Normalize(lo_v, hi_v)
-    shown = merged[~is_sup].assign(_v=values)
+    shown = merged[has_value].assign(_v=values)
     if not shown.empty:
         shown.plot(column="_v", ax=ax, cmap=cmap, norm=norm, edgecolor="white", linewidth=0.8)
         from matplotlib.cm import ScalarMappable
@@ -475,22 +484,29 @@ def district_map(country: str, indicator_id: str, period: str) -> ReportFigure |
     hidden = merged[is_sup]
     if not hidden.empty:
         hidden.plot(ax=ax, color="#e5e5e5", hatch="///", edgecolor="white", linewidth=0.8)
-    halo = [pe.withStroke(linewidth=3, foreground="white")]
-    for _, row in merged.iterrows():
-        c = row.geometry.representative_point()
-        sup = bool(row["suppressed"]) if row["suppressed"] == row["suppressed"] else True
-        val = "suppressed" if sup else fmt.value(row["estimate"])
-        ax.annotate(
-            f"{row[key]}\n{val}",
-            (c.x, c.y),
-            ha="center",
-            va="center",
-            fontsize=9,
-            path_effects=halo,
-        )
-    ax.set_title(wrap(f"{fmt.label(ind.label)} by district, {period}", 60), loc="left")
+    empty = merged[no_data]
+    if not empty.empty:
+        empty.plot(ax=ax, color="#f2f2f2", edgecolor="#bbbbbb", linewidth=0.6)
+    labelled = len(merged) <= MAP_LABEL_LIMIT
+    if labelled:
+        halo = [pe.withStroke(linewidth=3, foreground="white")]
+        for i, row in enumerate(merged.itertuples()):
+            c = row.geometry.representative_point()
+            val = (
+                "no data" if no_data[i] else "suppressed" if is_sup[i] else fmt.value(row.estimate)
+            )
+            ax.annotate(
+                f"{getattr(row, key)}\n{val}",
+                (c.x, c.y),
+                ha="center",
+                va="center",
+                fontsize=9,
+                path_effects=halo,
+            )
+    # a figure title, not an axes title: a tall country's map is narrower than its title
+    fig.suptitle(wrap(f"{fmt.label(ind.label)} by district, {period}", 70), x=0.02, ha="left")
     ax.set_axis_off()
-    ordered = merged[~is_sup].sort_values("estimate", ascending=not better_high)
+    ordered = merged[has_value].sort_values("estimate", ascending=not better_high)
     best = ordered.iloc[0] if len(ordered) else None
     worst = ordered.iloc[-1] if len(ordered) else None
     alt = (
@@ -505,9 +521,19 @@ def district_map(country: str, indicator_id: str, period: str) -> ReportFigure |
     n_sup = int(is_sup.sum())
     if n_sup:
         alt += f" {n_sup} district(s) suppressed (too few respondents), shown hatched grey."
+    n_empty = int(no_data.sum())
+    if n_empty:
+        alt += f" {n_empty} district(s) without data, shown plain light grey."
     caption = (
         "Darker districts are doing better on this indicator; hatched grey districts are "
-        "suppressed (too few respondents to publish). District boundaries only: no facility "
-        "or outreach location is shown."
+        "suppressed (too few respondents to publish)"
+        + ("; plain light grey districts have no data" if n_empty else "")
+        + ". District boundaries only: no facility or outreach location is shown."
     )
+    if not labelled:
+        caption += " Too many districts to name on the map: the values are in the tables."
+    unmatched = match.note(shapes.source)
+    if unmatched:
+        alt += " " + unmatched
+        caption += " " + unmatched
     return ReportFigure(fig, alt, caption)
