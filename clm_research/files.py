@@ -54,8 +54,12 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def output_error(path: str | Path, err: OSError) -> OutputError:
-    """An :class:`OutputError` for a failed write: the path, the cause and what to do."""
+def output_error(path: str | Path, err: OSError, *, verb: str = "write") -> OutputError:
+    """An :class:`OutputError` for a failed write: the path, the cause and what to do.
+
+    ``verb`` names what failed (``"write"``; ``"access"`` for an error whose operation is not
+    known, e.g. one caught by the command line).
+    """
     shown = display_path(path)
     if err.errno == errno.ENOSPC:
         why = "the disk is full; free some space and run again"
@@ -65,7 +69,9 @@ def output_error(path: str | Path, err: OSError) -> OutputError:
         why = "the disk quota is exceeded; free some space and run again"
     else:
         why = err.strerror or str(err)
-    return OutputError(f"cannot write {shown}: {why} (the previous version is unchanged)")
+    if verb == "write":
+        why += " (the previous version is unchanged)"
+    return OutputError(f"cannot {verb} {shown}: {why}")
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from clm_research.errors import DataQualityError
-from clm_research.paths import processed_dir
+from clm_research.paths import display_path, processed_dir
 from clm_research.schema import TABLES, Table
 
 if TYPE_CHECKING:
@@ -175,10 +175,18 @@ def read_country(country: str, folder: Path | None = None) -> dict[str, pd.DataF
         path = folder / f"{name}.parquet"
         if not path.is_file():
             raise DataQualityError(
-                f"{path}: processed table missing; run `clm ingest {country}` "
+                f"{display_path(path)}: processed table missing; run `clm ingest {country}` "
                 f"(or `make report`, which ingests the demo data) first"
             )
-        frames[name] = coerce(pd.read_parquet(path), name, source=str(path))
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as e:  # pyarrow raises ArrowInvalid, OSError… for a damaged file
+            raise DataQualityError(
+                f"{display_path(path)}: the processed table cannot be read ({type(e).__name__}: "
+                f"{str(e).splitlines()[0][:200] if str(e) else 'damaged'}) "
+                f"[rule: damaged_file]; run `clm ingest {country}` again to rewrite it"
+            ) from None
+        frames[name] = coerce(frame, name, source=str(path))
     return frames
 
 
