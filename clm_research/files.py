@@ -37,12 +37,38 @@ __all__ = [
     "write_parquet",
     "write_csv",
     "output_error",
+    "tmp_name",
+    "pid_alive",
+    "swap_folder",
+    "clean_leftovers",
 ]
 
 #: Prefix of every temporary file and folder the project creates next to its outputs.
 TMP_PREFIX = ".clm-tmp-"
 
 _CHUNK = 1 << 20
+
+
+def tmp_name(stem: str = "") -> str:
+    """A temporary name's prefix carrying this process' id: ``.clm-tmp-<pid>-<stem>``.
+
+    The id lets the next run tell a leftover of a dead process (removed) from the work of a
+    live one (left alone): :func:`clean_leftovers`.
+    """
+    return f"{TMP_PREFIX}{os.getpid()}-{stem}"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (on this machine)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by someone else
+        return True
+    return True
 
 
 def sha256_file(path: str | Path) -> str:
@@ -109,10 +135,10 @@ def atomic_open(path: str | Path, mode: str = "wb", *, private: bool = False) ->
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX, dir=target.parent)
+        fd, name = tempfile.mkstemp(prefix=tmp_name(), dir=target.parent)
     except OSError as e:
         raise output_error(target, e) from None
-    tmp = Path(tmp_name)
+    tmp = Path(name)
     try:
         os.chmod(tmp, 0o600 if private else 0o644)
         kwargs: dict[str, Any] = {"encoding": "utf-8", "newline": ""} if "b" not in mode else {}
@@ -167,11 +193,11 @@ def _via_tmp(path: str | Path, writer: Callable[[Path], None], private: bool) ->
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX, dir=target.parent)
+        fd, name = tempfile.mkstemp(prefix=tmp_name(), dir=target.parent)
         os.close(fd)
     except OSError as e:
         raise output_error(target, e) from None
-    tmp = Path(tmp_name)
+    tmp = Path(name)
     try:
         writer(tmp)
         os.chmod(tmp, 0o600 if private else 0o644)
@@ -198,3 +224,90 @@ def write_csv(path: str | Path, frame: pd.DataFrame, *, float_format: str | None
     return _via_tmp(
         path, lambda tmp: frame.to_csv(tmp, index=False, float_format=float_format), False
     )
+
+
+def swap_folder(new: Path, final: Path) -> None:
+    """Put the finished folder ``new`` in place of ``final``, which goes only afterwards.
+
+    A set of files (a country's processed tables and their manifest) is published as one: a
+    reader sees the old set or the new one, never a mix. ``final`` is renamed aside
+    (``.clm-tmp-<pid>-old-<name>``), ``new`` renamed to ``final``, then the old set removed; a
+    process killed between the two renames leaves no ``final`` but the old set beside it, and
+    :func:`clean_leftovers` puts it back. ``new`` must be in the same folder as ``final``.
+
+    Raises
+    ------
+    OutputError
+        When a rename fails; ``final`` is then unchanged.
+    """
+    import shutil
+
+    old = final.with_name(f"{tmp_name('old-')}{final.name}")
+    try:
+        if final.exists():
+            os.rename(final, old)
+        try:
+            os.rename(new, final)
+        except OSError:
+            if old.exists() and not final.exists():
+                os.rename(old, final)
+            raise
+    except OSError as e:
+        shutil.rmtree(new, ignore_errors=True)
+        raise output_error(final, e) from None
+    _fsync_dir(final.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _owner_pid(name: str) -> int | None:
+    """The process id in a temporary name (``.clm-tmp-<pid>-…``, ``.tmp-<period>-<pid>-…``)."""
+    import re
+
+    m = re.match(rf"^{re.escape(TMP_PREFIX)}(\d+)-", name) or re.match(
+        r"^\.(?:tmp|old)-.+?-(\d+)-[0-9a-f]{6}$", name
+    )
+    return int(m.group(1)) if m else None
+
+
+def clean_leftovers(folder: Path) -> list[Path]:
+    """Remove what interrupted runs left in ``folder`` (not recursively); return what went.
+
+    Temporary files and folders whose owner process is dead are removed (those of a live
+    process are its work in progress). A set renamed aside by :func:`swap_folder` whose
+    replacement never arrived is put back first. Nothing else is touched.
+    """
+    import shutil
+
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        pid = _owner_pid(p.name)
+        if pid is None or pid_alive(pid):
+            continue
+        marker = f"{TMP_PREFIX}{pid}-old-"
+        final = None
+        if p.name.startswith(marker):
+            final = p.with_name(p.name[len(marker) :])
+        elif p.name.startswith(".old-"):  # a report folder renamed aside (run.status.promote)
+            final = p.with_name(p.name[len(".old-") :].rsplit("-", 2)[0])
+        if final is not None:
+            if not final.exists():
+                try:
+                    os.rename(p, final)
+                    continue
+                except OSError:
+                    pass
+        try:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+            removed.append(p)
+        except OSError:
+            continue
+    return removed

@@ -150,6 +150,9 @@ def test_a_200_kb_cell_is_read(project: Path, capsys: pytest.CaptureFixture[str]
     row = GOOD.replace("true,25", "true," + "9" * 200_000).replace("XT-I001", "XT-I002")
     (project / "data" / "raw" / "XT" / "big.csv").write_text(f"{H}\n{GOOD}\n{row}\n")
     mapping(project, "big.csv")
+    (project / "params" / "countries" / "XT.yaml").write_text(
+        PARAMS + "quarantine_max_share: 0.9\n"
+    )
     code, text = clm(capsys, "ingest", "XT")
     assert "big.csv -> interviews: 2 rows" in text
     acc = pd.read_parquet(project / "data" / "processed" / "XT" / "interviews.parquet")

@@ -62,16 +62,27 @@ def report_ref(path: Path) -> str:
 
 
 def promote(tmp: Path, final: Path) -> None:
-    """Swap the finished temporary folder into place; the old report goes only afterwards."""
+    """Swap the finished temporary folder into place; the old report goes only afterwards.
+
+    Raises
+    ------
+    OutputError
+        When a rename fails (the previous report is then in place).
+    """
+    from clm_research.files import output_error
+
     old = final.with_name(f".old-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
-    if final.exists():
-        os.rename(final, old)
     try:
-        os.rename(tmp, final)
-    except OSError:
-        if old.exists() and not final.exists():
-            os.rename(old, final)
-        raise
+        if final.exists():
+            os.rename(final, old)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if old.exists() and not final.exists():
+                os.rename(old, final)
+            raise
+    except OSError as e:
+        raise output_error(final, e) from None
     if old.exists():
         shutil.rmtree(old, ignore_errors=True)
 
