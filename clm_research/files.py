@@ -226,14 +226,42 @@ def write_csv(path: str | Path, frame: pd.DataFrame, *, float_format: str | None
     )
 
 
-def swap_folder(new: Path, final: Path) -> None:
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``).
+
+    Returns ``False`` where the system call is not available (another OS, an old C library,
+    a file system without it); the caller then renames in two steps.
+    """
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    rc = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def swap_folder(new: Path, final: Path, *, old_name: str | None = None) -> None:
     """Put the finished folder ``new`` in place of ``final``, which goes only afterwards.
 
-    A set of files (a country's processed tables and their manifest) is published as one: a
-    reader sees the old set or the new one, never a mix. ``final`` is renamed aside
-    (``.clm-tmp-<pid>-old-<name>``), ``new`` renamed to ``final``, then the old set removed; a
-    process killed between the two renames leaves no ``final`` but the old set beside it, and
-    :func:`clean_leftovers` puts it back. ``new`` must be in the same folder as ``final``.
+    A set of files (a country's processed tables and their manifest, a report) is published as
+    one: a reader sees the old set or the new one, never a mix. On Linux the two folders are
+    exchanged in one atomic step (``renameat2`` with ``RENAME_EXCHANGE``), so ``final`` never
+    disappears; elsewhere ``final`` is renamed aside (``old_name``, by default
+    ``.clm-tmp-<pid>-old-<name>``) and ``new`` renamed to ``final``: a process killed between the
+    two renames leaves no ``final`` but the old set beside it, and :func:`clean_leftovers` puts
+    it back. ``new`` must be on the same file system as ``final``.
 
     Raises
     ------
@@ -242,18 +270,20 @@ def swap_folder(new: Path, final: Path) -> None:
     """
     import shutil
 
-    old = final.with_name(f"{tmp_name('old-')}{final.name}")
+    old = final.with_name(old_name or f"{tmp_name('old-')}{final.name}")
     try:
-        if final.exists():
-            os.rename(final, old)
-        try:
-            os.rename(new, final)
-        except OSError:
-            if old.exists() and not final.exists():
-                os.rename(old, final)
-            raise
+        if final.exists() and _exchange(new, final):
+            os.rename(new, old)  # the previous set, now at ``new``, out of the way
+        else:
+            if final.exists():
+                os.rename(final, old)
+            try:
+                os.rename(new, final)
+            except OSError:
+                if old.exists() and not final.exists():
+                    os.rename(old, final)
+                raise
     except OSError as e:
-        shutil.rmtree(new, ignore_errors=True)
         raise output_error(final, e) from None
     _fsync_dir(final.parent)
     shutil.rmtree(old, ignore_errors=True)

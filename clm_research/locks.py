@@ -126,8 +126,11 @@ def country_lock(country: str, *, wait: float | None = None, command: str = "") 
             "started": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         data = (json.dumps(record, sort_keys=True) + "\n").encode()
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, data, 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, data, 0)
+        except OSError:  # a full disk: the lock holds without its record
+            pass
         _HELD[key] = (fd, 1)
         try:
             yield path

@@ -296,22 +296,41 @@ def write_outputs(
     docs = None
     if report.docs_records is not None:
         docs = country_report_dir(country) / "data_docs" / "index.html"
+    # everything is written beside its target first; the swaps come last, back to back
     stage = pdir.parent / f"{tmp_name()}{country}"
+    new_q = qdir.parent / f"{tmp_name()}{country}"
+    new_docs = docs.parent.with_name(f"{tmp_name()}data_docs") if docs else None
     try:
         files = _write_tables(stage, report, private=False)
         if manifest is not None:
             manifest = dict(manifest)
             manifest["gate"] = _gate_record(report, docs)
             write_json(stage / "processed" / "manifest.json", manifest)
-        new_q = qdir.parent / f"{tmp_name()}{country}"
         if (stage / "quarantine").is_dir():
             make_private_folder(qdir.parent)
             os.replace(stage / "quarantine", new_q)
+        if docs is not None and new_docs is not None:
+            from clm_research.quality.docs import write_data_docs
+
+            if docs.parent.is_dir():  # the history goes on
+                shutil.copytree(docs.parent, new_docs)
+            write_data_docs(
+                country, report.docs_records or [], new_docs, created=report.docs_created
+            )
         swap_folder(stage / "processed", pdir)
         if new_q.is_dir():
             swap_folder(new_q, qdir)
+        if docs is not None and new_docs is not None:
+            swap_folder(new_docs, docs.parent)
+            report.data_docs = docs
+    except OSError as e:
+        from clm_research.files import output_error
+
+        raise output_error(getattr(e, "filename", None) or pdir, e) from None
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        for leftover in (stage, new_q, new_docs):
+            if leftover is not None:
+                shutil.rmtree(leftover, ignore_errors=True)
     written = {
         k: display_path((pdir if k.startswith("processed/") else qdir) / Path(v).name)
         for k, v in files.items()
@@ -319,12 +338,7 @@ def write_outputs(
     if manifest is not None:
         written["manifest"] = display_path(pdir / "manifest.json")
     if docs is not None:
-        from clm_research.quality.docs import write_data_docs
-
-        report.data_docs = write_data_docs(
-            country, report.docs_records or [], docs.parent, created=report.docs_created
-        )
-        written["data_docs"] = display_path(report.data_docs)
+        written["data_docs"] = display_path(docs)
     return written
 
 

@@ -46,6 +46,12 @@ def start_kernel(name: str, cwd: Path) -> AsyncKernelManager:
 
     env = dict(os.environ)
     env.update({"PYTHONHASHSEED": "0", "MPLBACKEND": "module://matplotlib_inline.backend_inline"})
+    # One BLAS/OpenMP thread: a multi-threaded BLAS splits sums differently from run to run, and
+    # the models' estimates (GEE, mixed models) then differ in the 14th digit; with one thread
+    # two runs on the same inputs write byte-identical tables. The countries run in parallel
+    # processes instead (--jobs).
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = "1"
     env.setdefault("GX_ANALYTICS_ENABLED", "false")
     # Unix-socket transport: no TCP port is opened, and ipykernel's plain-text warning is moot.
     # the runner's process id in the name: a later run removes the folder if this one is killed
