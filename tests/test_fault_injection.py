@@ -26,6 +26,9 @@ import pytest
 
 from clm_research.paths import project_root
 
+# the module's tests share one project (its last good state): one xdist worker runs them all
+pytestmark = pytest.mark.xdist_group("faults")
+
 REAL_ROOT = project_root()
 BAD = Path(__file__).parent / "data" / "bad"
 H = "interview_id,facility_id,date,round,sex,age,key_population,on_art,wait_minutes"
@@ -366,3 +369,27 @@ def test_stale_lock_of_a_dead_process_is_taken_over(project: Path) -> None:
     assert run_py(project, "ingest").returncode == 0
     after = json.loads((project / "data" / ".locks" / "XT.lock").read_text())
     assert after["pid"] != record["pid"] and not pid_alive(after["pid"])
+
+
+def test_two_ingests_give_identical_tables(project: Path) -> None:
+    def tables() -> dict[str, bytes]:
+        return {k: v for k, v in outputs(project).items() if k.endswith(".parquet")}
+
+    assert run_py(project, "ingest").returncode == 0
+    first = tables()
+    assert run_py(project, "ingest").returncode == 0
+    assert tables() == first and len(first) == 4  # processed and quarantine of both tables
+
+
+def test_data_docs_history_is_bounded(project: Path) -> None:
+    from clm_research.quality.docs import write_data_docs
+
+    folder = project / "reports" / "XT" / "data_docs"
+    records = json.loads((folder / "expectations.json").read_text())["results"]
+    scratch = project / "scratch_docs"
+    shutil.copytree(folder, scratch)
+    for _ in range(4):
+        write_data_docs("XT", records, scratch, keep=3)
+    assert len(list((scratch / "history").glob("*.json"))) == 3
+    assert "Earlier validations (the last 3)" in (scratch / "index.html").read_text()
+    shutil.rmtree(scratch)
