@@ -138,8 +138,9 @@ def _stage_gate_write(
     if not write:
         return _stage_gate(country, mapping, raw_folder, as_of_ts, share, use_gx, data_docs)[0]
     with country_lock(country, command="clm ingest"):
-        clean_leftovers(processed_dir(country).parent)
-        clean_leftovers(quarantine_dir(country).parent)
+        for folder in (processed_dir(country), quarantine_dir(country), rejected_dir(country)):
+            clean_leftovers(folder.parent)
+        clean_leftovers(rejected_dir(country))
         report, mp = _stage_gate(country, mapping, raw_folder, as_of_ts, share, use_gx, data_docs)
         manifest = _manifest(report, mp)
         if report.gate.passed:

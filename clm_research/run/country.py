@@ -495,8 +495,13 @@ def run_country(task: CountryTask) -> CountryResult:
             clean_run_leftovers(task.country)
             return _run_steps(run)
     except CLMError as e:  # the lock is held by another run, or cannot be created
+        from clm_research.errors import LockError
+
         run.result.stage, run.result.error = "lock", display_text(str(e))
-        return run.finish()
+        result = run.finish()
+        if not isinstance(e, LockError):  # e.g. a read-only data folder: say so where possible
+            _update_status(task.country, result)
+        return result
 
 
 def clean_run_leftovers(country: str) -> list[Path]:
@@ -510,10 +515,12 @@ def clean_run_leftovers(country: str) -> list[Path]:
     import shutil
 
     from clm_research.files import clean_leftovers
+    from clm_research.pipeline import rejected_dir
     from clm_research.run.kernel import clean_kernel_leftovers
 
     folder = reports_dir() / country
-    removed = clean_leftovers(folder)
+    removed = clean_leftovers(folder) + clean_leftovers(reports_dir())
+    removed += clean_leftovers(rejected_dir(country))
     if folder.is_dir():
         for p in folder.glob(".failed-*"):
             shutil.rmtree(p, ignore_errors=True)
