@@ -474,5 +474,9 @@ def cli_validate(countries: list[str], max_share: float | None = None) -> int:
             continue
         print(report.summary())
         if not report.passed:
+            print(
+                "  nothing published: the last passing tables and Data Docs stay; the candidate "
+                f"and the gate's results are in {display_path(rejected_dir(country))}/"
+            )
             code = 1
     return code
