@@ -37,10 +37,10 @@ from clm_research.ingest.staging import InputFile, stage_country
 from clm_research.locks import country_lock
 from clm_research.paths import (
     country_report_dir,
-    data_dir,
     display_path,
     processed_dir,
     quarantine_dir,
+    rejected_dir,
 )
 from clm_research.periods import parse_as_of
 from clm_research.quality.gate import GateReport, run_gate
@@ -248,11 +248,6 @@ def validate_country(
         data_docs=data_docs,
         write=write,
     ).gate
-
-
-def rejected_dir(country: str) -> Path:
-    """``data/rejected/<country>/``: candidates a failing gate refused to publish."""
-    return data_dir() / "rejected" / country
 
 
 def _write_tables(folder: Path, report: GateReport, *, private: bool) -> dict[str, Path]:

@@ -303,8 +303,7 @@ def _gate(run: _Run) -> None:
 
     report = validate_country(run.task.country)
     if not report.passed:
-        from clm_research.paths import display_path
-        from clm_research.pipeline import rejected_dir
+        from clm_research.paths import display_path, rejected_dir
 
         raise DataQualityError(
             f"data-quality gate failed for {run.task.country}:\n{report.summary()}\n"
@@ -492,7 +491,10 @@ def run_country(task: CountryTask) -> CountryResult:
         return run.finish()
     try:
         with country_lock(task.country, command="clm run"):
-            clean_run_leftovers(task.country)
+            try:
+                clean_run_leftovers(task.country)
+            except Exception:  # a clean-up never fails a run; what it missed, the next one gets
+                pass
             return _run_steps(run)
     except CLMError as e:  # the lock is held by another run, or cannot be created
         from clm_research.errors import LockError
