@@ -33,7 +33,17 @@ sys.path.insert(0, str(HERE))
 
 from _timing import loglog_slope, machine, ratio, summary, time_command  # noqa: E402
 
-SECTIONS = ("startup", "engine", "gate", "mapping", "country", "chain", "disclosure", "many")
+SECTIONS = (
+    "startup",
+    "engine",
+    "gate",
+    "mapping",
+    "country",
+    "chain",
+    "disclosure",
+    "atomic",
+    "many",
+)
 
 #: Performance targets: (figure, comparison, limit).
 TARGETS: dict[str, tuple[str, float]] = {
@@ -53,6 +63,9 @@ TARGETS: dict[str, tuple[str, float]] = {
     # the disclosure audit of every published table, as a share of the country's run
     "disclosure_audit_share_ritshidze": ("<=", 0.10),
     "many_parallel_efficiency": (">=", 0.8),
+    # atomic writes (temporary file, fsync, rename, folder swap) and the country's lock, as a
+    # ratio to writing the same files in place without a lock
+    "atomic_writes_and_locking_ratio": ("<=", 1.05),
 }
 
 
@@ -198,6 +211,35 @@ def bench_mapping(cache: Path, quick: bool) -> dict[str, Any]:
     if proc.returncode != 0:
         raise RuntimeError(f"mapping benchmark failed:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+
+def bench_atomic(cache: Path, quick: bool, country: dict[str, Any]) -> dict[str, Any]:
+    """Atomic writes and locking on a Ritshidze-scale ingestion (``_atomic.py``), and the same
+    extra seconds as a share of a Ritshidze-scale ``clm run`` when the country section ran."""
+    fac, per_round = (60, 30) if quick else (400, 100)
+    argv = [
+        _python(),
+        str(HERE / "_atomic.py"),
+        "--cache",
+        str(cache),
+        "--facilities",
+        str(fac),
+        "--per-round",
+        str(per_round),
+        "--repeats",
+        "2" if quick else "3",
+    ]
+    proc = subprocess.run(argv, env=_env(), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"atomic-write benchmark failed:\n{proc.stderr[-4000:]}")
+    res: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    run = country.get("ritshidze", {}).get("clm_run_wall")
+    if run:
+        res["ratio_country_run"] = round((run["median"] + res["extra_seconds"]) / run["median"], 4)
+    return res
 
 
 # --------------------------------------------------------------------------- 4. country
@@ -464,6 +506,11 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
             "engine_peak_memory_vs_input",
         ):
             t[k]["at"] = sizes[-1]
+    if "atomic" in results:
+        at = results["atomic"]
+        t["atomic_writes_and_locking_ratio"] = _check(
+            "atomic_writes_and_locking_ratio", at.get("ratio_country_run", at["ratio_ingest"])
+        )
     if "gate" in results:
         g = results["gate"]
         t["gate_vs_handwritten"] = _check("gate_vs_handwritten", g["ratio_gate_checks"])
@@ -566,6 +613,16 @@ def markdown(results: dict[str, Any]) -> str:
                     + " | ".join(verdict(key))
                     + " |"
                 )
+    if "atomic" in results:
+        at = results["atomic"]
+        lines.append(
+            f"| atomic writes + lock, publishing {at['facilities']} facilities × "
+            f"{at['interviews_per_round']} interviews/round | {_fmt(at['publish_atomic'])} | "
+            f"plain writes {_fmt(at['publish_plain'])}, stage + gate {at['stage_and_gate_seconds']} s"
+            f" | {at.get('ratio_country_run', at['ratio_ingest'])}× | "
+            + " | ".join(verdict("atomic_writes_and_locking_ratio"))
+            + " |"
+        )
     if "gate" in results:
         g = results["gate"]
         lines.append(
@@ -712,6 +769,9 @@ def main(argv: list[str] | None = None) -> int:
         results["chain"] = bench_chain(cache, a.quick, results.get("country"))
     if "disclosure" in only:
         results["disclosure"] = bench_disclosure(cache, a.quick, results.get("country", {}))
+    if "atomic" in only:
+        _log("atomic writes and locking")
+        results["atomic"] = bench_atomic(cache, a.quick, results.get("country", {}))
     if "many" in only:
         results["many"] = bench_many(cache, a.cores, a.quick)
     results["targets"] = targets(results)

@@ -1,8 +1,11 @@
 """The ``clm`` command: a thin wrapper over the library (demo data, ingest, validate, indicators, run, audit).
 
-Every sub-command imports what it needs when it runs, so ``clm --help`` is instant. A
-:class:`~clm_research.errors.CLMError` is printed as one clear message (no traceback) and the
-command exits with status 2; a failed check exits with status 1.
+Every sub-command imports what it needs when it runs, so ``clm --help`` is instant. No traceback
+reaches the user: a :class:`~clm_research.errors.CLMError` (a problem with the input or set-up,
+its message naming file, row, column and rule) is printed as one message; a file-system error
+(disk full, read-only folder, permissions) as one line naming the path and what to do; anything
+else, a defect of the programme, as one line and the path of a log file holding the full
+traceback (``logs/`` in the project). Exit statuses are :data:`EXIT_CODES`.
 """
 
 from __future__ import annotations
@@ -10,8 +13,26 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "EXIT_CODES", "EXIT_FAILED", "EXIT_ERROR", "EXIT_BUG"]
+
+#: A check failed (the gate, the disclosure audit, a country's run); outputs as documented.
+EXIT_FAILED = 1
+#: The input or set-up is wrong (a :class:`~clm_research.errors.CLMError`, a file-system error,
+#: a command line argparse refuses): the message says what to fix.
+EXIT_ERROR = 2
+#: An unexpected error (a defect): the full traceback is in the log file named.
+EXIT_BUG = 3
+#: Every exit status of ``clm`` and its meaning (the README's table).
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    EXIT_FAILED: "a check failed (data-quality gate, disclosure audit, a country's run)",
+    EXIT_ERROR: "wrong input or set-up (the message names the file, row, column and rule), "
+    "a file-system problem (disk full, read-only, permissions) or a wrong command line",
+    EXIT_BUG: "unexpected error: one line, and the full traceback in logs/clm-<time>-<pid>.log",
+    130: "interrupted (Ctrl-C)",
+}
 
 #: ``--scale`` presets for ``clm demo-data``: (facilities, interviews per facility-round).
 SCALES: dict[str, tuple[int | None, int | None]] = {
@@ -337,8 +358,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_unexpected(command: str, argv: Sequence[str] | None, err: BaseException) -> str:
+    """Write the full traceback to ``logs/clm-<time>-<pid>.log``; return its shown path."""
+    import os
+    import tempfile
+    import traceback
+    from datetime import UTC, datetime
+
+    from clm_research.paths import display_path, project_root
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    text = (
+        f"clm {command} ({' '.join(argv) if argv is not None else ' '.join(sys.argv[1:])})\n"
+        f"{stamp}\n\n" + "".join(traceback.format_exception(err))
+    )
+    name = f"clm-{stamp}-{os.getpid()}.log"
+    for folder in (project_root() / "logs", Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / name
+            path.write_text(text, encoding="utf-8")
+            return display_path(path)
+        except OSError:
+            continue
+    return "(no log file could be written)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``clm``; returns the exit status."""
+    """Entry point of ``clm``; returns the exit status (:data:`EXIT_CODES`)."""
     from clm_research.errors import CLMError
 
     args = build_parser().parse_args(argv)
@@ -346,10 +393,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except CLMError as e:
         print(f"clm {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as e:
+        from clm_research.files import output_error
+
+        if e.filename is not None:
+            print(
+                f"clm {args.command}: error: {output_error(e.filename, e, verb='access')}",
+                file=sys.stderr,
+            )
+            return EXIT_ERROR
+        log = _log_unexpected(args.command, argv, e)
+        print(
+            f"clm {args.command}: unexpected error ({type(e).__name__}: {e}); the full "
+            f"traceback is in {log}",
+            file=sys.stderr,
+        )
+        return EXIT_BUG
+    except Exception as e:
+        log = _log_unexpected(args.command, argv, e)
+        first = (str(e).splitlines() or [""])[0][:200]
+        print(
+            f"clm {args.command}: unexpected error ({type(e).__name__}: {first}); this is a "
+            f"defect, please report it with the log file {log}",
+            file=sys.stderr,
+        )
+        return EXIT_BUG
 
 
 if __name__ == "__main__":

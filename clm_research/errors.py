@@ -14,6 +14,7 @@ __all__ = [
     "OutputError",
     "DesignInputError",
     "DisclosureError",
+    "LockError",
 ]
 
 
@@ -64,3 +65,7 @@ class DisclosureError(CLMError):
     def __init__(self, message: str, audit: object | None = None) -> None:
         super().__init__(message)
         self.audit = audit
+
+
+class LockError(CLMError):
+    """Another run of the same country is in progress (it holds the country's lock)."""

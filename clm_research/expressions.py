@@ -29,6 +29,12 @@ Examples: ``got_all_medicines == false``, ``on_art and vl_result_received is not
 
 Missing values follow SQL/Kleene logic: a comparison with a missing value is unknown, and a
 row is selected only when the whole filter is true.
+
+A filter is text from a parameters file, so its size is bounded before anything recurses over
+it: at most :data:`MAX_CHARS` characters, :data:`MAX_TERMS` conditions, parentheses and ``not``
+nested at most :data:`MAX_DEPTH` deep, and numbers of at most :data:`MAX_NUMBER_DIGITS` digits.
+The framework's longest filter has 4 conditions and 2 levels; past these limits the error says
+which one was exceeded (not a ``RecursionError`` or Python's integer-conversion limit).
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
+
+from clm_research.errors import CLMError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -66,13 +74,26 @@ __all__ = [
     "parse_arithmetic",
     "evaluate_arithmetic",
     "arithmetic_columns",
+    "MAX_CHARS",
+    "MAX_TERMS",
+    "MAX_DEPTH",
+    "MAX_NUMBER_DIGITS",
 ]
+
+#: Longest filter (characters).
+MAX_CHARS = 2_000
+#: Most conditions (comparisons, ``in``/``is null`` tests, boolean columns) in one filter.
+MAX_TERMS = 100
+#: Deepest nesting of parentheses and ``not``.
+MAX_DEPTH = 20
+#: Most digits in one number.
+MAX_NUMBER_DIGITS = 30
 
 Scalar = int | float | str | bool
 Op = Literal["==", "!=", "<", "<=", ">", ">="]
 
 
-class ExpressionError(ValueError):
+class ExpressionError(CLMError, ValueError):
     """A filter is not valid; the message says where and what is allowed."""
 
 
@@ -180,6 +201,16 @@ class _Parser:
         self.text = text
         self.toks = _tokenize(text)
         self.i = 0
+        self.depth = 0
+        self.terms = 0
+
+    def _deeper(self, tok: _Tok) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ExpressionError(
+                f"parentheses and 'not' nested more than {MAX_DEPTH} deep (position "
+                f"{tok.pos + 1}) [rule: expression_depth]; simplify the filter"
+            )
 
     def _peek(self) -> _Tok | None:
         return self.toks[self.i] if self.i < len(self.toks) else None
@@ -233,13 +264,22 @@ class _Parser:
 
     def _not(self) -> Expr:
         if self._is_kw("not"):
-            self.i += 1
-            return Not(self._not())
+            tok = self._take()
+            self._deeper(tok)
+            inner = self._not()
+            self.depth -= 1
+            return Not(inner)
         return self._atom()
 
     def _literal(self) -> Scalar:
         tok = self._take()
         if tok.kind == "number":
+            digits = sum(c.isdigit() for c in tok.text)
+            if digits > MAX_NUMBER_DIGITS:
+                raise ExpressionError(
+                    f"a number of {digits:,} digits at position {tok.pos + 1}; at most "
+                    f"{MAX_NUMBER_DIGITS} [rule: expression_number]"
+                )
             return float(tok.text) if "." in tok.text else int(tok.text)
         if tok.kind == "string":
             return tok.text[1:-1]
@@ -257,9 +297,17 @@ class _Parser:
     def _atom(self) -> Expr:
         tok = self._take()
         if tok.kind == "punct" and tok.text == "(":
+            self._deeper(tok)
             inner = self._or()
             self._expect("punct", ")")
+            self.depth -= 1
             return inner
+        self.terms += 1
+        if self.terms > MAX_TERMS:
+            raise ExpressionError(
+                f"more than {MAX_TERMS} conditions (position {tok.pos + 1}) "
+                "[rule: expression_terms]; split the filter or use 'in [...]'"
+            )
         if tok.kind != "name":
             raise ExpressionError(
                 f"expected a column name at position {tok.pos + 1}, found {tok.text!r}"
@@ -328,6 +376,11 @@ def parse(text: str) -> Expr:
     """
     if not isinstance(text, str):
         raise ExpressionError(f"a filter must be text, got {type(text).__name__}")
+    if len(text) > MAX_CHARS:
+        raise ExpressionError(
+            f"the filter has {len(text):,} characters; at most {MAX_CHARS:,} "
+            "[rule: expression_length]"
+        )
     return _Parser(text).parse()
 
 

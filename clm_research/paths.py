@@ -18,6 +18,7 @@ __all__ = [
     "raw_dir",
     "processed_dir",
     "quarantine_dir",
+    "rejected_dir",
     "reports_dir",
     "country_report_dir",
     "display_path",
@@ -75,6 +76,11 @@ def processed_dir(country: str) -> Path:
 def quarantine_dir(country: str) -> Path:
     """``data/quarantine/<country>/``: rows the gate refused, with the failed rules."""
     return data_dir() / "quarantine" / country
+
+
+def rejected_dir(country: str) -> Path:
+    """``data/rejected/<country>/``: candidates a failing data-quality gate refused to publish."""
+    return data_dir() / "rejected" / country
 
 
 def reports_dir() -> Path:

@@ -7,10 +7,21 @@ accepted rows to ``data/processed/<country>/<table>.parquet``, the refused rows 
 failed rules to ``data/quarantine/<country>/<table>.parquet`` and a ``manifest.json`` (input
 file hashes, row counts, mapping, unmapped columns, the gate's verdict). Raw files are only ever
 read; every file is written atomically (:mod:`clm_research.files`).
+
+Only a passing gate publishes, as dbt and Great Expectations checkpoints stop a pipeline before
+anything is published: the processed tables and their manifest are written into a temporary
+folder and swapped in as one set (a reader sees the last passing set or the new one, never a
+mix), then the quarantine, then the Data Docs. A failing gate leaves all of them untouched;
+the candidate tables, quarantine, manifest and expectation results go to
+``data/rejected/<country>/<time>/`` (owner-only: the candidate may hold personal data) for
+inspection, the last :data:`KEEP_REJECTED` of them kept. A country's lock
+(:mod:`clm_research.locks`) keeps two runs from writing at once.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,11 +31,18 @@ import pandas as pd
 
 from clm_research.config.country import list_countries, load_country
 from clm_research.errors import CLMError, DataQualityError, IngestError
-from clm_research.files import write_json, write_parquet
+from clm_research.files import clean_leftovers, swap_folder, tmp_name, write_json, write_parquet
 from clm_research.ingest.mapping import Mapping
-from clm_research.ingest.privacy import make_private_folder
 from clm_research.ingest.staging import InputFile, stage_country
-from clm_research.paths import display_path, processed_dir, quarantine_dir
+from clm_research.locks import country_lock
+from clm_research.paths import (
+    country_report_dir,
+    display_path,
+    processed_dir,
+    quarantine_dir,
+    rejected_dir,
+)
+from clm_research.periods import parse_as_of
 from clm_research.quality.gate import GateReport, run_gate
 from clm_research.schema import TABLES
 
@@ -36,7 +54,12 @@ __all__ = [
     "ensure_country_data",
     "cli_ingest",
     "cli_validate",
+    "rejected_dir",
+    "KEEP_REJECTED",
 ]
+
+#: Rejected candidates kept per country (the oldest go first: they may hold personal data).
+KEEP_REJECTED = 3
 
 
 @dataclass
@@ -48,6 +71,7 @@ class IngestReport:
     inputs: list[InputFile]
     gate: GateReport
     written: dict[str, str] = field(default_factory=dict)
+    rejected: str | None = None
 
     def summary(self) -> str:
         """A short human summary (one line per input file, then the gate's summary)."""
@@ -79,6 +103,11 @@ class IngestReport:
                 + (f"; {'; '.join(extra)}" if extra else "")
             )
         lines.append(self.gate.summary())
+        if self.rejected:
+            lines.append(
+                f"  nothing published: the last passing tables stay; the candidate and the "
+                f"gate's results are in {self.rejected}"
+            )
         return "\n".join(lines)
 
 
@@ -96,6 +125,8 @@ def _settings(
             as_of = params.as_of
         if max_share is None:
             max_share = params.quarantine_max_share
+    if isinstance(as_of, str):
+        as_of = parse_as_of(as_of)  # the format named in the error, never a guess
     return (pd.Timestamp(as_of) if as_of is not None else None), max_share
 
 
@@ -111,6 +142,30 @@ def _stage_gate_write(
     write: bool,
 ) -> IngestReport:
     as_of_ts, share = _settings(country, as_of, max_share)
+    if not write:
+        return _stage_gate(country, mapping, raw_folder, as_of_ts, share, use_gx, data_docs)[0]
+    with country_lock(country, command="clm ingest"):
+        for folder in (processed_dir(country), quarantine_dir(country), rejected_dir(country)):
+            clean_leftovers(folder.parent)
+        clean_leftovers(rejected_dir(country))
+        report, mp = _stage_gate(country, mapping, raw_folder, as_of_ts, share, use_gx, data_docs)
+        manifest = _manifest(report, mp)
+        if report.gate.passed:
+            report.written = write_outputs(country, report.gate, manifest=manifest)
+        else:
+            report.rejected = display_path(reject_outputs(country, report.gate, manifest))
+    return report
+
+
+def _stage_gate(
+    country: str,
+    mapping: Mapping | str | Path | None,
+    raw_folder: Path | None,
+    as_of_ts: pd.Timestamp | None,
+    share: float | None,
+    use_gx: bool,
+    data_docs: bool,
+) -> tuple[IngestReport, Mapping]:
     staged, inputs, errors, mp = stage_country(country, mapping, raw_folder, as_of=as_of_ts)
     gate = run_gate(
         country,
@@ -121,10 +176,7 @@ def _stage_gate_write(
         data_docs=data_docs and not errors,
         errors=errors,
     )
-    report = IngestReport(country=country, mapping=mp.source, inputs=inputs, gate=gate)
-    if write and not errors:
-        report.written = write_outputs(country, gate, manifest=_manifest(report, mp))
-    return report
+    return IngestReport(country=country, mapping=mp.source, inputs=inputs, gate=gate), mp
 
 
 def ingest_country(
@@ -170,8 +222,9 @@ def ingest_country(
     )
     if report.gate.errors:
         errors = report.gate.errors
+        kept = f"\n(nothing published; details in {report.rejected})" if report.rejected else ""
         raise DataQualityError(
-            f"{country}: {len(errors)} table-level problem(s):\n  - " + "\n  - ".join(errors)
+            f"{country}: {len(errors)} table-level problem(s):\n  - " + "\n  - ".join(errors) + kept
         )
     return report
 
@@ -204,42 +257,138 @@ def validate_country(
     ).gate
 
 
-def write_outputs(
-    country: str, report: GateReport, manifest: dict[str, Any] | None = None
-) -> dict[str, str]:
-    """Write accepted rows (processed), quarantined rows and the manifest; return the paths.
+def _write_tables(folder: Path, report: GateReport, *, private: bool) -> dict[str, Path]:
+    """Accepted (``processed/``) and quarantined (``quarantine/``) rows of every table."""
+    from clm_research.ingest.privacy import make_private_folder
 
-    Processed tables are sorted by their primary key, so identical inputs give identical files.
-    """
-    pdir, qdir = processed_dir(country), quarantine_dir(country)
-    written: dict[str, str] = {}
-    # A table this ingestion did not produce is not collected: a file left by an earlier
-    # ingestion (with another mapping) would make it look collected.
-    for name in TABLES:
-        if name not in report.accepted:
-            (pdir / f"{name}.parquet").unlink(missing_ok=True)
-            (qdir / f"{name}.parquet").unlink(missing_ok=True)
+    written: dict[str, Path] = {}
     for name, frame in report.accepted.items():
         key = list(TABLES[name].primary_key)
         out = frame.sort_values(key, kind="stable").reset_index(drop=True)
-        path = write_parquet(pdir / f"{name}.parquet", out)
-        written[f"processed/{name}"] = display_path(path)
-        # the quarantine may hold personal data no detector recognised: owner-only (0700/0600)
-        make_private_folder(qdir)
-        qpath = write_parquet(qdir / f"{name}.parquet", report.quarantine[name], private=True)
-        written[f"quarantine/{name}"] = display_path(qpath)
-    if manifest is not None:
-        manifest = dict(manifest)
-        manifest["gate"] = {
-            "passed": report.passed,
-            "max_share": report.max_share,
-            "errors": report.errors,
-            "warnings": report.warnings,
-            "data_docs": display_path(report.data_docs) if report.data_docs else None,
-        }
-        write_json(pdir / "manifest.json", manifest)
-        written["manifest"] = display_path(pdir / "manifest.json")
+        written[f"processed/{name}"] = write_parquet(
+            folder / "processed" / f"{name}.parquet", out, private=private
+        )
+        make_private_folder(folder / "quarantine")
+        written[f"quarantine/{name}"] = write_parquet(
+            folder / "quarantine" / f"{name}.parquet", report.quarantine[name], private=True
+        )
     return written
+
+
+def _gate_record(report: GateReport, docs: Path | None) -> dict[str, Any]:
+    return {
+        "passed": report.passed,
+        "max_share": report.max_share,
+        "errors": report.errors,
+        "warnings": report.warnings,
+        "data_docs": display_path(docs) if docs else None,
+    }
+
+
+def write_outputs(
+    country: str, report: GateReport, manifest: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """Publish a passing gate's tables: processed set, quarantine, Data Docs; return the paths.
+
+    Processed tables are sorted by their primary key, so identical inputs give identical files.
+    The processed tables and the manifest are swapped in as one folder, the quarantine likewise
+    (owner-only); the Data Docs page last (:func:`clm_research.quality.docs.write_data_docs`).
+    """
+    from clm_research.ingest.privacy import make_private_folder
+
+    pdir, qdir = processed_dir(country), quarantine_dir(country)
+    docs = None
+    if report.docs_records is not None:
+        docs = country_report_dir(country) / "data_docs" / "index.html"
+    # everything is written beside its target first; the swaps come last, back to back
+    stage = pdir.parent / f"{tmp_name()}{country}"
+    new_q = qdir.parent / f"{tmp_name()}{country}"
+    new_docs = docs.parent.with_name(f"{tmp_name()}data_docs") if docs else None
+    try:
+        files = _write_tables(stage, report, private=False)
+        if manifest is not None:
+            manifest = dict(manifest)
+            manifest["gate"] = _gate_record(report, docs)
+            write_json(stage / "processed" / "manifest.json", manifest)
+        if (stage / "quarantine").is_dir():
+            make_private_folder(qdir.parent)
+            os.replace(stage / "quarantine", new_q)
+        if docs is not None and new_docs is not None:
+            from clm_research.quality.docs import write_data_docs
+
+            if docs.parent.is_dir():  # the history goes on
+                shutil.copytree(docs.parent, new_docs)
+            write_data_docs(
+                country, report.docs_records or [], new_docs, created=report.docs_created
+            )
+        swap_folder(stage / "processed", pdir)
+        if new_q.is_dir():
+            swap_folder(new_q, qdir)
+        if docs is not None and new_docs is not None:
+            swap_folder(new_docs, docs.parent)
+            report.data_docs = docs
+    except OSError as e:
+        from clm_research.files import output_error
+
+        raise output_error(getattr(e, "filename", None) or pdir, e) from None
+    finally:
+        for leftover in (stage, new_q, new_docs):
+            if leftover is not None:
+                shutil.rmtree(leftover, ignore_errors=True)
+    written = {
+        k: display_path((pdir if k.startswith("processed/") else qdir) / Path(v).name)
+        for k, v in files.items()
+    }
+    if manifest is not None:
+        written["manifest"] = display_path(pdir / "manifest.json")
+    if docs is not None:
+        written["data_docs"] = display_path(docs)
+    return written
+
+
+def reject_outputs(country: str, report: GateReport, manifest: dict[str, Any]) -> Path:
+    """Keep a failing gate's candidate for inspection; return its folder.
+
+    ``data/rejected/<country>/<UTC time>/`` (owner-only) gets the candidate processed tables and
+    quarantine, the manifest with the gate's verdict and the expectation results (the Data
+    Docs page and its records); only the last :data:`KEEP_REJECTED` candidates are kept.
+    """
+    from clm_research.ingest.privacy import make_private_folder
+
+    base = make_private_folder(rejected_dir(country))
+    make_private_folder(base.parent)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    stage = make_private_folder(base / f"{tmp_name()}{stamp}")
+    try:
+        _write_tables(stage, report, private=True)
+        docs = None
+        if report.docs_records is not None:
+            from clm_research.quality.docs import write_data_docs
+
+            docs = write_data_docs(
+                country,
+                report.docs_records,
+                stage / "data_docs",
+                created=report.docs_created,
+                keep=1,
+            )
+        final = base / stamp
+        manifest = dict(manifest)
+        manifest["gate"] = _gate_record(
+            report, final / "data_docs" / "index.html" if docs else None
+        )
+        manifest["gate"]["summary"] = report.summary()
+        write_json(stage / "manifest.json", manifest, private=True)
+        os.rename(stage, final)
+    except OSError as e:
+        from clm_research.files import output_error
+
+        raise output_error(base / stamp, e) from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    for old in sorted(p for p in base.iterdir() if p.name[:1].isdigit())[:-KEEP_REJECTED]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
 
 
 def _manifest(report: IngestReport, mp: Mapping) -> dict[str, Any]:
@@ -331,5 +480,9 @@ def cli_validate(countries: list[str], max_share: float | None = None) -> int:
             continue
         print(report.summary())
         if not report.passed:
+            print(
+                "  nothing published: the last passing tables and Data Docs stay; the candidate "
+                f"and the gate's results are in {display_path(rejected_dir(country))}/"
+            )
             code = 1
     return code

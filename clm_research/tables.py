@@ -185,10 +185,17 @@ def read_country(country: str, folder: Path | None = None) -> dict[str, pd.DataF
     frames: dict[str, pd.DataFrame] = {}
     for name in TABLES:
         path = folder / f"{name}.parquet"
-        if path.is_file():
-            frames[name] = coerce(
-                pd.read_parquet(path), name, source=display_path(path), add_missing=False
-            )
+        if not path.is_file():
+            continue
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as e:  # pyarrow raises ArrowInvalid, OSError… for a damaged file
+            raise DataQualityError(
+                f"{display_path(path)}: the processed table cannot be read ({type(e).__name__}: "
+                f"{str(e).splitlines()[0][:200] if str(e) else 'damaged'}) "
+                f"[rule: damaged_file]; run `clm ingest {country}` again to rewrite it"
+            ) from None
+        frames[name] = coerce(frame, name, source=display_path(path), add_missing=False)
     if not frames:
         raise DataQualityError(
             f"{display_path(folder)}: no processed table; run `clm ingest {country}` "

@@ -342,3 +342,179 @@ def test_kobo_enumerator_is_personal(name: str) -> None:
         "services/prep",
         "visit/wait",
     }
+
+
+# --- the whole corpus, one parametrised test ----------------------------------------------------
+
+KOBO_COLUMNS = {
+    "interview_id": ColumnSpec(**{"from": "_uuid"}),
+    "facility_id": ColumnSpec(**{"from": "facility"}),
+    "date": ColumnSpec(**{"from": "_submission_time"}),
+    "round": ColumnSpec(derive="quarter", source="date"),
+    "sex": ColumnSpec(**{"from": "sex"}),
+    "age": ColumnSpec(**{"from": "age"}),
+    "key_population": ColumnSpec(**{"from": "kp"}),
+    "on_art": ColumnSpec(**{"from": "services", "multi_select": " ", "contains": "art"}),
+    "wait_minutes": ColumnSpec(**{"from": "wait"}),
+}
+ODK_COLUMNS: dict[str, ColumnSpec | str] = {
+    "interview_id": "KEY",
+    "facility_id": "facility",
+    "date": "SubmissionDate",
+    "round": ColumnSpec(derive="quarter", source="date"),
+    "sex": "sex",
+    "age": "age",
+    "key_population": "kp",
+    "on_art": "on_art",
+}
+DHIS2 = {"reader": "dhis2", "data_elements": DHIS2_ELEMENTS, "org_units": DHIS2_OUS}
+OK: dict[int, str] = {}  # read, every row accepted
+
+# file -> (table, mapping options, expected: "[rule: …]" of a table-level error, or the
+# quarantined rows {spreadsheet row: rules it must fail}); every row-level case must balance.
+CORPUS: dict[str, tuple[str, dict[str, object], str | dict[int, str]]] = {
+    # table-level: the file cannot be used; nothing is written
+    "wrong_delimiter.csv": ("interviews", {}, "[rule: missing_column]"),
+    "latin1_facilities.csv": ("facilities", {}, "[rule: encoding]"),
+    "cp1252_facilities.csv": ("facilities", {}, "[rule: encoding]"),
+    "truncated_quote.csv": ("interviews", {}, "[rule: truncated_file]"),
+    "empty.csv": ("interviews", {}, "[rule: empty_file]"),
+    "bom_only.csv": ("interviews", {}, "[rule: empty_file]"),
+    "only_blank_lines.csv": ("interviews", {}, "[rule: empty_file]"),
+    "header_only.csv": ("interviews", {}, "[rule: header_only]"),
+    "html_saved_as_csv.csv": ("interviews", {}, "[rule: header_only]"),
+    "missing_required_column.csv": ("interviews", {}, "[rule: missing_column]"),
+    "workbook_named_csv.csv": ("interviews", {}, "[rule: wrong_file]"),
+    "nul_bytes.csv": ("interviews", {}, "[rule: wrong_file]"),
+    "extra_fields.csv": ("interviews", {}, "[rule: wrong_delimiter]"),
+    "utf16_declared_on_utf8.csv": ("interviews", {"encoding": "utf-16"}, "[rule: encoding]"),
+    "ansi_declared.csv": ("interviews", {"encoding": "ANSI"}, "[rule: encoding]"),
+    "excel_missing_sheet.xlsx": ("interviews", {"sheet": "interviews"}, "[rule: missing_sheet]"),
+    "excel_sheet_index.xlsx": ("interviews", {"sheet": 2}, "[rule: missing_sheet]"),
+    "dhis2_object.json": ("routine", DHIS2, "[rule: wrong_file]"),
+    "dhis2_truncated.json": ("routine", DHIS2, "[rule: wrong_file]"),
+    "dhis2_items_not_objects.json": ("routine", DHIS2, "[rule: wrong_file]"),
+    "dhis2_empty.json": ("routine", DHIS2, "[rule: header_only]"),
+    "dhis2_analytics.json": ("routine", DHIS2, "[rule: wrong_file]"),
+    # read, possibly with quarantined rows
+    "bom_semicolon.csv": ("interviews", {}, OK),
+    "cr_only.csv": ("interviews", {}, OK),
+    "crlf.csv": ("interviews", {}, OK),
+    "utf16_bom.csv": ("interviews", {}, OK),
+    "tab_delimited.tsv": ("interviews", {}, OK),
+    "extra_columns.csv": ("interviews", {}, OK),
+    "kobo_export.csv": ("interviews", {"reader": "kobo", "columns": KOBO_COLUMNS}, OK),
+    "truncated_row.csv": ("interviews", {}, {5: "type:_row; allowed_values:sex"}),
+    "duplicated_ids.csv": ("interviews", {}, {5: "duplicate_key:interview_id"}),
+    "future_date.csv": ("interviews", {}, {5: "future_date:date"}),
+    "date_formats.csv": ("interviews", {}, {3: "type:date", 4: "type:date"}),
+    "impossible_date.csv": ("interviews", {}, {5: "type:date"}),
+    "negative_wait.csv": ("interviews", {}, {5: "range:wait_minutes"}),
+    "unknown_facility.csv": ("interviews", {}, {5: "unknown_reference:facility_id"}),
+    "mixed_types.csv": (
+        "interviews",
+        {},
+        {3: "type:age", 4: "type:wait_minutes", 5: "type:on_art"},
+    ),
+    "excel_errors.xlsx": ("interviews", {}, {5: "type:age; type:wait_minutes"}),
+    "blank_line.csv": (
+        "interviews",
+        {},
+        {3: "not_null:interview_id; not_null:facility_id; not_null:date"},
+    ),
+    "bad_round.csv": ("interviews", {}, {5: "pattern:round"}),
+    "not_allowed_values.csv": (
+        "interviews",
+        {},
+        {5: "allowed_values:sex", 6: "allowed_values:key_population"},
+    ),
+    "big_cell.csv": ("interviews", {}, {5: "type:wait_minutes"}),
+    "age_out_of_range.csv": ("interviews", {}, {5: "range:age"}),
+    "negative_age.csv": ("interviews", {}, {5: "range:age"}),
+    "age_decimal.csv": ("interviews", {}, {5: "type:age"}),
+    "empty_id.csv": ("interviews", {}, {5: "not_null:interview_id"}),
+    "uppercase_values.csv": ("interviews", {}, {5: "allowed_values:sex"}),
+    "quoted_newline.csv": ("interviews", {}, {5: "allowed_values:key_population"}),
+    "decimal_comma_wait.csv": ("interviews", {}, {5: "type:wait_minutes"}),
+    "phone_in_key_population.csv": (
+        "interviews",
+        {},
+        {5: "personal_data:key_population; allowed_values:key_population"},
+    ),
+    "text_in_boolean.csv": ("interviews", {}, {5: "type:on_art"}),
+    "odk_export.csv": ("interviews", {"reader": "odk", "columns": ODK_COLUMNS}, {3: "type:age"}),
+    "facility_bad_latitude.csv": ("facilities", {}, {3: "range:latitude"}),
+    "facility_duplicate_id.csv": ("facilities", {}, {3: "duplicate_key:facility_id"}),
+    "facility_bad_type.csv": ("facilities", {}, {3: "allowed_values:type"}),
+    "routine_inconsistent.csv": (
+        "routine",
+        {},
+        {3: "inconsistent:vl_suppressed", 4: "inconsistent:positives"},
+    ),
+    "routine_negative.csv": (
+        "routine",
+        {},
+        {3: "range:tx_curr; inconsistent:interruptions; inconsistent:tx_new"},
+    ),
+    "routine_bad_period.csv": ("routine", {}, {3: "pattern:period"}),
+    "routine_thousands_separator.csv": ("routine", {}, {3: "type:tx_curr"}),
+    "routine_duplicate_period.csv": ("routine", {}, {3: "duplicate_key:facility_id+period"}),
+    "dhis2_unknown_period.json": ("routine", DHIS2, {9: "pattern:period"}),
+    "dhis2_quarterly.csv": ("routine", DHIS2, {2: "pattern:period"}),
+}
+
+
+def rows_in(file: str, table: str) -> int:
+    """Rows of the input as a table, counted from the file itself (not by the code under test)."""
+    import io
+    import json
+
+    path = BAD / file
+    if path.suffix == ".xlsx":
+        from openpyxl import load_workbook
+
+        wb = load_workbook(path, read_only=True)
+        n = sum(1 for _ in wb.worksheets[0].iter_rows()) - 1
+        wb.close()
+        return n
+    if path.suffix == ".json":  # a DHIS2 data value set: one routine row per facility-month
+        values = json.loads(path.read_text())["dataValues"]
+        return len({(v["orgUnit"], v["period"]) for v in values})
+    data = path.read_bytes()
+    text = data.decode("utf-16") if data.startswith(b"\xff\xfe") else data.decode("utf-8-sig")
+    delimiter = "\t" if file.endswith(".tsv") else ";" if ";" in text.splitlines()[0] else ","
+    old = csv.field_size_limit(10_000_000)
+    try:
+        records = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    finally:
+        csv.field_size_limit(old)
+    while records and not records[-1]:
+        records.pop()
+    if table == "routine" and "dataelement" in records[0]:  # DHIS2 long CSV
+        return len({(r[2], r[1]) for r in records[1:]})
+    return len(records) - 1 - (file == "kobo_export.csv")  # the Kobo file's HXL row
+
+
+def test_corpus_has_at_least_60_inputs_each_with_its_expectation() -> None:
+    files = {p.name for p in BAD.iterdir() if p.is_file()} - {"_make_corpus.py", "facilities.csv"}
+    assert len(files) >= 60
+    assert files == set(CORPUS)
+
+
+@pytest.mark.parametrize("file", sorted(CORPUS))
+def test_corpus(file: str) -> None:
+    table, options, expected = CORPUS[file]
+    if table == "facilities":
+        report = gate("", table="facilities", facilities=file)
+    else:
+        report = gate(file, table=table, **options)
+    if isinstance(expected, str):
+        msg = table_error(report)
+        assert file in msg and expected in msg, msg
+        return
+    assert not report.errors, report.errors
+    assert_no_row_lost(report, table, rows_in(file, table))
+    got = reasons(report, table)
+    assert sorted(got) == sorted(expected)  # exactly these rows are quarantined ...
+    for row, rules in expected.items():  # ... each with (at least) the rules expected
+        assert set(rules.split("; ")) <= set(got[row].split("; ")), (row, got[row])

@@ -155,7 +155,10 @@ def test_kenya_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     g = report.gate.tables["interviews"]
     assert g.input_rows == len(body) == 195
     assert g.accepted + g.quarantined == 195
-    q = pd.read_parquet(tmp_path / "data" / "quarantine" / "KE" / "interviews.parquet")
+    # the gate fails (more than 5% quarantined): nothing is published, the candidate is kept
+    assert not report.gate.passed and not (tmp_path / "data" / "processed" / "KE").exists()
+    (candidate,) = (tmp_path / "data" / "rejected" / "KE").iterdir()
+    q = pd.read_parquet(candidate / "quarantine" / "interviews.parquet")
     assert set(q["source_row"].astype(int)) == expect_bad
     reasons = dict(zip(q["source_row"].astype(int), q["failed_rules"], strict=True))
     for r in dup_rows:
@@ -175,7 +178,7 @@ def test_kenya_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "What is the highest level of education you completed?" in info.unmapped_columns
     assert not any(c.startswith("Please specify") for c in info.unmapped_columns)
     # accepted answers: Likert and yes/no recoded; age derived from the dropped date of birth
-    acc = pd.read_parquet(tmp_path / "data" / "processed" / "KE" / "interviews.parquet")
+    acc = pd.read_parquet(candidate / "processed" / "interviews.parquet")
     assert set(acc["satisfaction"].dropna()) <= {1, 2, 3, 4, 5}
     assert acc["round"].unique().tolist() == ["2024Q1"]
     first = body[[i for i in range(len(body)) if i + 2 not in expect_bad][0]]
@@ -193,7 +196,7 @@ def test_kenya_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         ):
             if len(c.strip()) > 8:
                 assert c.strip() not in blob
-    facs = pd.read_parquet(tmp_path / "data" / "processed" / "KE" / "facilities.parquet")
+    facs = pd.read_parquet(candidate / "processed" / "facilities.parquet")
     assert len(facs) == 22  # 23 names, two spellings of Kajulu/Gita
 
 

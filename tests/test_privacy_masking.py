@@ -390,7 +390,8 @@ def test_ingestion_masks_before_the_quarantine_and_the_manifest(
             ),
         },
     )
-    report = ingest_country("XT", mapping=mp, raw_folder=raw, as_of=AS_OF)
+    # max_share 1: the gate passes and publishes (a failing gate publishes nothing)
+    report = ingest_country("XT", mapping=mp, raw_folder=raw, as_of=AS_OF, max_share=1.0)
     qdir = tmp_path / "data" / "quarantine" / "XT"
     q = pd.read_parquet(qdir / "interviews.parquet")
     assert dict(zip(q["source_row"], q["failed_rules"], strict=True)) == {

@@ -106,6 +106,18 @@ class _LimitedLoader(yaml.SafeLoader):
             seen[key] = key_node.start_mark.line
         return super().construct_mapping(node, deep=deep)
 
+    def timestamp_or_text(self, node: yaml.Node) -> object:
+        # `as_of: 2025-13-01` looks like a date to YAML but is none: PyYAML's constructor raises
+        # a bare ValueError. The text is kept instead, so the model's date check names the key
+        # and the format expected.
+        try:
+            return self.construct_yaml_timestamp(cast("yaml.ScalarNode", node))
+        except ValueError:
+            return self.construct_scalar(cast("yaml.ScalarNode", node))
+
+
+_LimitedLoader.add_constructor("tag:yaml.org,2002:timestamp", _LimitedLoader.timestamp_or_text)
+
 
 def _expanded_size(value: Any) -> int:
     """Number of values in ``value`` with every shared (aliased) part counted each time it is used.

@@ -101,12 +101,46 @@ def sniff_delimiter(header_line: str) -> str:
     return best
 
 
+_WIDE = ("utf-16", "utf-32")  # encodings whose text has NUL bytes (ASCII letters are 00-padded)
+
+
+def _codec(path: Path, encoding: str) -> str:
+    """The codec's canonical name; a name Python does not know is an error naming the file."""
+    import codecs
+
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        raise DataQualityError(
+            f"{path}: the mapping declares `encoding: {encoding}`, which is not an encoding name "
+            "[rule: encoding]. Fix: use utf-8 (the default), cp1252 (what Windows calls 'ANSI') "
+            "or latin-1 in params/mappings/<country>.yaml."
+        ) from None
+
+
 def _decode(data: bytes, path: Path, encoding: str | None) -> tuple[str, str, bool]:
     had_bom = data.startswith(_BOM)
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return data.decode("utf-16"), "utf-16", True
     if encoding and encoding.lower().replace("_", "-") not in ("utf-8", "utf8", "utf-8-sig"):
-        return data.decode(encoding), encoding, had_bom
+        codec = _codec(path, encoding)
+        if codec.startswith(_WIDE) and b"\x00" not in data[:4096]:
+            # UTF-8 bytes decoded as UTF-16 give one line of CJK-looking text, not an error
+            raise DataQualityError(
+                f"{path}: the mapping declares `encoding: {encoding}`, but the file has no "
+                f"{codec.upper()} byte pattern (no NUL bytes, no byte-order mark): it is "
+                "probably UTF-8 [rule: encoding]. Fix: remove the `encoding` line for this file "
+                "in params/mappings/<country>.yaml."
+            )
+        try:
+            return data.decode(codec), codec, had_bom
+        except UnicodeDecodeError as e:
+            line = data[: e.start].count(b"\n") + 1
+            raise DataQualityError(
+                f"{path}: line {line}: bytes that are not {encoding} text ({e.reason}) "
+                f"[rule: encoding]. Fix: correct `encoding: {encoding}` in "
+                "params/mappings/<country>.yaml or re-export the file as UTF-8."
+            ) from None
     try:
         return data.decode("utf-8-sig"), "utf-8", had_bom
     except UnicodeDecodeError as e:
@@ -119,6 +153,23 @@ def _decode(data: bytes, path: Path, encoding: str | None) -> tuple[str, str, bo
         ) from None
 
 
+def _field_lengths(text: str, sep: str) -> np.ndarray:
+    """Fields per record, counted with the csv module (its cell limit lifted for this file).
+
+    The csv module refuses a cell over 131,072 characters by default; pandas reads it. A long
+    cell (a pasted note) is read like any other, so the limit is raised to the file's length
+    for this count and restored afterwards.
+    """
+    old = csv.field_size_limit()
+    csv.field_size_limit(max(old, len(text) + 1))
+    try:
+        return np.fromiter(
+            (len(r) for r in csv.reader(io.StringIO(text), delimiter=sep)), dtype=np.int64
+        )
+    finally:
+        csv.field_size_limit(old)
+
+
 def _read_csv(path: Path, delimiter: str | None, encoding: str | None) -> RawTable:
     data = path.read_bytes()
     if data.startswith(_XLSX_MAGIC):
@@ -126,7 +177,8 @@ def _read_csv(path: Path, delimiter: str | None, encoding: str | None) -> RawTab
             f"{path}: this is an Excel workbook (or another zip file), not CSV text [rule: wrong_file]. "
             "Fix: give it the .xlsx extension or export the sheet as CSV."
         )
-    if b"\x00" in data[:4096] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+    wide = bool(encoding) and encoding.lower().replace("_", "-").startswith(_WIDE)  # type: ignore[union-attr]
+    if b"\x00" in data[:4096] and not data.startswith((b"\xff\xfe", b"\xfe\xff")) and not wide:
         raise DataQualityError(
             f"{path}: binary data, not a CSV text file [rule: wrong_file]. Fix: export the table as CSV."
         )
@@ -136,6 +188,9 @@ def _read_csv(path: Path, delimiter: str | None, encoding: str | None) -> RawTab
             f"{path}: the file is empty [rule: empty_file]. Fix: re-export the data; an export "
             "with no submissions should not be delivered."
         )
+    old_mac = "\r" in text and "\n" not in text
+    if old_mac:  # classic Mac OS line endings (CR only): read as line breaks, said in the notes
+        text = text.replace("\r", "\n")
     first_line = text.splitlines()[0]
     sep = delimiter or sniff_delimiter(first_line)
     try:
@@ -172,16 +227,14 @@ def _read_csv(path: Path, delimiter: str | None, encoding: str | None) -> RawTab
     names, repeated = dedupe_headers(header)
     body.columns = names
     # pandas pads a short record with "" like an empty field: count the fields with the csv module
-    lens = np.fromiter(
-        (len(r) for r in csv.reader(io.StringIO(text), delimiter=sep)), dtype=np.int64
-    )
+    lens = _field_lengths(text, sep)
     short = np.zeros(len(body), bool)
     if len(lens) >= len(body) + 1:
         body_lens = lens[1 : len(body) + 1]
         short = (body_lens > 0) & (body_lens < len(header))
     else:  # pragma: no cover - parsers disagree on records; skip the check rather than guess
         pass
-    return RawTable(
+    raw = RawTable(
         frame=body,
         path=path,
         source_row=np.arange(2, len(body) + 2),
@@ -191,6 +244,9 @@ def _read_csv(path: Path, delimiter: str | None, encoding: str | None) -> RawTab
         duplicate_headers=repeated,
         short_rows=short,
     )
+    if old_mac:
+        raw.notes.append("line endings were carriage returns only (classic Mac OS): read as lines")
+    return raw
 
 
 def _cell_text(v: object) -> str:
@@ -219,6 +275,18 @@ def _read_excel(path: Path, sheet: str | int | None) -> RawTable:
             "Fix: open it in Excel and save as .xlsx."
         ) from None
     try:
+        names = list(wb.sheetnames)
+        if isinstance(sheet, str) and sheet not in names:
+            raise DataQualityError(
+                f"{path}: no sheet named {sheet!r}; the workbook has {names} [rule: missing_sheet]. "
+                "Fix: correct `sheet:` for this file in params/mappings/<country>.yaml."
+            )
+        if isinstance(sheet, int) and not 0 <= sheet < len(names):
+            raise DataQualityError(
+                f"{path}: no sheet number {sheet} (sheets are counted from 0; the workbook has "
+                f"{len(names)}: {names}) [rule: missing_sheet]. Fix: correct `sheet:` for this "
+                "file in params/mappings/<country>.yaml."
+            )
         ws = wb[sheet] if isinstance(sheet, str) else wb.worksheets[sheet or 0]
         rows = [[_cell_text(v) for v in r] for r in ws.iter_rows(values_only=True)]
     finally:

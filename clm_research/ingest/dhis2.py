@@ -63,9 +63,21 @@ def read_dhis2(path: Path) -> RawTable:
                 f"{path}: no 'dataValues' list [rule: wrong_file]. Fix: export a data "
                 "value set (/api/dataValueSets), not an analytics table."
             )
+        if not isinstance(values, list):
+            raise DataQualityError(
+                f"{path}: 'dataValues' is a {type(values).__name__}, not a list of data values "
+                "[rule: wrong_file]. Fix: export /api/dataValueSets.json again (an edited or "
+                "converted file)."
+            )
         if not values:
             raise DataQualityError(
                 f"{path}: the data value set has no data values [rule: header_only]."
+            )
+        bad = next((i for i, v in enumerate(values, 1) if not isinstance(v, dict)), None)
+        if bad is not None:
+            raise DataQualityError(
+                f"{path}: dataValues item {bad} is not an object with dataElement, period, "
+                "orgUnit and value [rule: wrong_file]. Fix: export /api/dataValueSets.json again."
             )
         frame = pd.DataFrame(values).astype(object)
         frame = frame.where(frame.notna(), "").astype(str)

@@ -6,19 +6,38 @@ that a report was read. This page shows the same results (every expectation of e
 whether it passed, and how many rows failed it) with inline styles only: it works with no
 network and refers to no external host. Failing values are not shown (they may be personal):
 the quarantine files hold the failing rows with their rules.
+
+The folder keeps a bounded history: each validation's records in ``history/<time>.json`` (the
+last :data:`HISTORY` of them, ``$CLM_DATA_DOCS_HISTORY`` to change it), listed on the page with
+their pass/fail counts; older ones are removed, so repeated runs do not grow it without bound.
 """
 
 from __future__ import annotations
 
 import html
+import json
+import os
 import re
+import shutil
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from clm_research.files import write_json, write_text
 
-__all__ = ["expectation_record", "render_data_docs", "write_data_docs"]
+__all__ = ["HISTORY", "expectation_record", "render_data_docs", "write_data_docs"]
+
+#: Validation runs kept in a Data Docs folder's history (``$CLM_DATA_DOCS_HISTORY``).
+HISTORY = 10
+
+
+def _history_default() -> int:
+    try:
+        return max(1, int(os.environ.get("CLM_DATA_DOCS_HISTORY", HISTORY)))
+    except ValueError:
+        return HISTORY
+
 
 _CSS = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; color: #1b1f24;
@@ -81,8 +100,30 @@ def expectation_record(table: str, result: Any) -> dict[str, Any]:
     }
 
 
+def _history_html(history: Sequence[Mapping[str, Any]]) -> str:
+    if not history:
+        return ""
+    esc = html.escape
+    rows = "".join(
+        f"<tr><td>{esc(str(h.get('validated', '')))}</td><td>{esc(str(h.get('created', '')))}</td>"
+        f'<td class="num">{int(h.get("expectations", 0)):,}</td>'
+        f'<td class="num">{int(h.get("failed", 0)):,}</td></tr>'
+        for h in history
+    )
+    return (
+        f"<h2 id='history'>Earlier validations (the last {len(history)})</h2>"
+        "<table><thead><tr><th>Validated (UTC)</th><th>Data as of</th>"
+        '<th class="num">Expectations</th><th class="num">Failed</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table>"
+    )
+
+
 def render_data_docs(
-    country: str, records: Sequence[Mapping[str, Any]], *, created: str = ""
+    country: str,
+    records: Sequence[Mapping[str, Any]],
+    *,
+    created: str = "",
+    history: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """The page: a summary per table, then every expectation of each table."""
     esc = html.escape
@@ -138,14 +179,51 @@ def render_data_docs(
         '<table class="summary"><thead><tr><th>Table</th><th class="num">Expectations</th>'
         '<th class="num">Passed</th><th class="num">Failed</th></tr></thead>'
         f"<tbody>{''.join(summary)}</tbody></table>"
-        f"{''.join(sections)}</body></html>\n"
+        f"{''.join(sections)}{_history_html(history)}</body></html>\n"
     )
 
 
 def write_data_docs(
-    country: str, records: Sequence[Mapping[str, Any]], folder: Path, *, created: str = ""
+    country: str,
+    records: Sequence[Mapping[str, Any]],
+    folder: Path,
+    *,
+    created: str = "",
+    keep: int | None = None,
 ) -> Path:
-    """Write ``<folder>/index.html`` (the page) and ``expectations.json``; return the page."""
+    """Write ``<folder>/index.html`` (the page), ``expectations.json`` and the history; return the page.
+
+    ``keep`` validations stay in ``history/`` (default :data:`HISTORY` or
+    ``$CLM_DATA_DOCS_HISTORY``); every file is written atomically.
+    """
+    keep = _history_default() if keep is None else max(1, keep)
     folder.mkdir(parents=True, exist_ok=True)
+    for old in ("validations", "expectations", "static"):  # an earlier GX-built site (CDNs)
+        if (folder / old).is_dir():
+            shutil.rmtree(folder / old, ignore_errors=True)
+    now = datetime.now(UTC)
+    entry = {
+        "validated": now.strftime("%Y-%m-%d %H:%M:%S"),
+        "created": created,
+        "expectations": len(records),
+        "failed": sum(not r["success"] for r in records),
+    }
+    hist_dir = folder / "history"
+    write_json(
+        hist_dir / f"{now.strftime('%Y%m%dT%H%M%S%fZ')}.json", {**entry, "results": list(records)}
+    )
+    files = sorted(p for p in hist_dir.glob("*.json") if p.name[:1].isdigit())
+    for old_file in files[:-keep]:
+        old_file.unlink(missing_ok=True)
+    history = []
+    for p in reversed(files[-keep:]):
+        try:
+            h = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        history.append({k: h.get(k) for k in entry})
     write_json(folder / "expectations.json", {"country": country, "results": list(records)})
-    return write_text(folder / "index.html", render_data_docs(country, records, created=created))
+    return write_text(
+        folder / "index.html",
+        render_data_docs(country, records, created=created, history=history),
+    )

@@ -4,7 +4,7 @@ Row-level verdicts come from vectorised pandas masks (:mod:`clm_research.quality
 what ingestion found while reading (unreadable cells, duplicate submissions, truncated rows).
 The same rules, as Great Expectations 1.x suites generated from the schema
 (:mod:`clm_research.quality.suites`), are run on the same rows in an ephemeral GX context to give
-the table verdicts and the Data Docs in ``reports/<country>/data_docs/`` (one offline page:
+the table verdicts and the records of the Data Docs (one offline page, written by the pipeline once the verdict is known:
 :mod:`clm_research.quality.docs`); a test checks
 that GX's unexpected counts and the quarantine agree. Per-row failures go to
 ``data/quarantine/<country>/<table>.parquet`` with ``failed_rules`` (``"range:wait_minutes;
@@ -14,7 +14,6 @@ checked on every run. GX is imported only when it is used (``GX_ANALYTICS_ENABLE
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from clm_research.paths import country_report_dir, display_path
-from clm_research.quality.docs import expectation_record, write_data_docs
+from clm_research.paths import display_path
+from clm_research.quality.docs import expectation_record
 from clm_research.quality.rules import failed_rules_column, row_masks
 from clm_research.quality.suites import build_suite, expectation_specs, framework_columns, import_gx
 from clm_research.schema import TABLES
@@ -83,6 +82,11 @@ class GateReport:
     quarantine: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
     data_docs: Path | None = None
     seconds: float = 0.0
+    #: Every expectation's result for the Data Docs (``None`` when none were built); the
+    #: pipeline writes them where they belong: published after a passing gate, beside the
+    #: rejected candidate after a failing one.
+    docs_records: list[dict[str, Any]] | None = field(default=None, repr=False)
+    docs_created: str = ""
 
     @property
     def passed(self) -> bool:
@@ -319,8 +323,9 @@ def run_gate(
         report.accepted[name] = accepted
         report.quarantine[name] = q
     if use_gx and staged:
-        results, docs = run_gx(country, staged, refs, as_of_ts, data_docs=data_docs)
-        report.data_docs = docs
+        results, records = run_gx(country, staged, refs, as_of_ts, data_docs=data_docs)
+        report.docs_records = records
+        report.docs_created = str(as_of_ts.date())
         for name, (success, failed_counts) in results.items():
             report.tables[name].gx_success = success
             report.tables[name].gx_failed = failed_counts
@@ -359,14 +364,16 @@ def run_gx(
     as_of: pd.Timestamp,
     *,
     data_docs: bool = True,
-) -> tuple[dict[str, tuple[bool, dict[str, int]]], Path | None]:
+) -> tuple[dict[str, tuple[bool, dict[str, int]]], list[dict[str, Any]] | None]:
     """Validate every staged table with its GX suite in an ephemeral context.
 
     Returns
     -------
-    results, docs
+    results, records
         Per table: (success, rule label -> unexpected count of failed expectations; ``-1`` for
-        a failed table-level expectation such as a missing column); the Data Docs index.
+        a failed table-level expectation such as a missing column); every expectation's record
+        for the Data Docs (``None`` without ``data_docs``), written by the pipeline only once
+        the gate's verdict is known.
     """
     gx = import_gx()
     # The verdict needs each expectation's success and unexpected count (BASIC). The Data Docs
@@ -380,7 +387,6 @@ def run_gx(
         context.variables.progress_bars = ProgressBarsConfig(globally=False)
     except Exception:  # pragma: no cover - older/newer GX without this knob
         pass
-    docs_dir = country_report_dir(country) / "data_docs"
     records: list[dict[str, Any]] = []
     source = context.data_sources.add_pandas(f"clm_{country}")
     # only the keys some foreign key points at (not, e.g., a million interview ids)
@@ -434,10 +440,4 @@ def run_gx(
             cnt = er.result.get("unexpected_count") if er.result else None
             failed[label] = int(cnt) if cnt is not None else -1
         results[name] = (bool(run.success), failed)
-    if not data_docs:
-        return results, None
-    if docs_dir.is_dir():  # an earlier GX-built site: its pages refer to CDNs
-        for old in ("validations", "expectations", "static"):
-            shutil.rmtree(docs_dir / old, ignore_errors=True)
-    index = write_data_docs(country, records, docs_dir, created=str(as_of.date()))
-    return results, index
+    return results, (records if data_docs else None)

@@ -307,8 +307,12 @@ def _gate(run: _Run) -> None:
 
     report = validate_country(run.task.country)
     if not report.passed:
+        from clm_research.paths import display_path, rejected_dir
+
         raise DataQualityError(
-            f"data-quality gate failed for {run.task.country}:\n{report.summary()}"
+            f"data-quality gate failed for {run.task.country}:\n{report.summary()}\n"
+            "Nothing was published: the last passing tables, Data Docs and report stay; the "
+            f"candidate and the gate's results are in {display_path(rejected_dir(run.task.country))}/"
         )
     run.gate = "passed"
     from clm_research.report.context import require_period_data
@@ -507,16 +511,67 @@ def _publish(run: _Run) -> None:
 def run_country(task: CountryTask) -> CountryResult:
     """Run one country's steps (see the module docstring) and build its report. Never raises.
 
+    The country's lock (:mod:`clm_research.locks`) is held for the whole run: a second run of
+    the same country waits or fails at the step ``lock`` without touching anything. Leftovers
+    of interrupted runs of the country (temporary folders of dead processes, an earlier failed
+    run's folder, kernel socket folders) are removed first.
+
     The result's ``stages`` hold the wall time of each step in seconds (``hash``, ``gate``,
     ``notebooks``, ``render``, ``publish``) and, within the notebooks, ``kernel_start``,
     ``imports``, ``load``, ``analysis`` (cells) and ``papermill_overhead`` (notebook wall time
     minus cell time).
     """
+    from clm_research.locks import country_lock
+
     _apply_environment(task)
     run = _Run(task)
     if task.params_error:
         run.result.stage, run.result.error = "parameters", display_text(task.params_error)
         return run.finish()
+    try:
+        with country_lock(task.country, command="clm run"):
+            try:
+                clean_run_leftovers(task.country)
+            except Exception:  # a clean-up never fails a run; what it missed, the next one gets
+                pass
+            return _run_steps(run)
+    except CLMError as e:  # the lock is held by another run, or cannot be created
+        from clm_research.errors import LockError
+
+        run.result.stage, run.result.error = "lock", display_text(str(e))
+        result = run.finish()
+        if not isinstance(e, LockError):  # e.g. a read-only data folder: say so where possible
+            _update_status(task.country, result)
+        return result
+
+
+def clean_run_leftovers(country: str) -> list[Path]:
+    """Remove what interrupted runs of ``country`` left behind; return what went.
+
+    Temporary report folders (``.tmp-*``) and renamed-aside reports of dead processes (a
+    renamed-aside report whose replacement never arrived is put back), the previous failed
+    run's ``.failed-*`` folder (kept for inspection until the next run), and the kernel socket
+    folders of dead processes. Called with the country's lock held.
+    """
+    import shutil
+
+    from clm_research.files import clean_leftovers
+    from clm_research.pipeline import rejected_dir
+    from clm_research.run.kernel import clean_kernel_leftovers
+
+    folder = reports_dir() / country
+    removed = clean_leftovers(folder) + clean_leftovers(reports_dir())
+    removed += clean_leftovers(rejected_dir(country))
+    if folder.is_dir():
+        for p in folder.glob(".failed-*"):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    removed += clean_kernel_leftovers()
+    return removed
+
+
+def _run_steps(run: _Run) -> CountryResult:
+    task = run.task
     try:
         with run.step("hash"):
             unchanged = _hash(run)

@@ -19,7 +19,14 @@ from typing import IO, TYPE_CHECKING, Any
 if TYPE_CHECKING:  # jupyter_client is imported when a kernel is started
     from jupyter_client.manager import AsyncKernelManager
 
-__all__ = ["KERNEL_TMP_PREFIX", "start_kernel", "stop_kernel", "reset_namespace", "execute"]
+__all__ = [
+    "KERNEL_TMP_PREFIX",
+    "start_kernel",
+    "stop_kernel",
+    "reset_namespace",
+    "execute",
+    "clean_kernel_leftovers",
+]
 
 #: Prefix of the socket folders this module creates in the system temporary folder.
 KERNEL_TMP_PREFIX = "clm-kernel-"
@@ -39,9 +46,16 @@ def start_kernel(name: str, cwd: Path) -> AsyncKernelManager:
 
     env = dict(os.environ)
     env.update({"PYTHONHASHSEED": "0", "MPLBACKEND": "module://matplotlib_inline.backend_inline"})
+    # One BLAS/OpenMP thread: a multi-threaded BLAS splits sums differently from run to run, and
+    # the models' estimates (GEE, mixed models) then differ in the 14th digit; with one thread
+    # two runs on the same inputs write byte-identical tables. The countries run in parallel
+    # processes instead (--jobs).
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = "1"
     env.setdefault("GX_ANALYTICS_ENABLED", "false")
     # Unix-socket transport: no TCP port is opened, and ipykernel's plain-text warning is moot.
-    sockets = tempfile.mkdtemp(prefix=KERNEL_TMP_PREFIX)
+    # the runner's process id in the name: a later run removes the folder if this one is killed
+    sockets = tempfile.mkdtemp(prefix=f"{KERNEL_TMP_PREFIX}{os.getpid()}-")
     km = AsyncKernelManager(kernel_name=name, transport="ipc", ip=os.path.join(sockets, "k"))
     _SOCKETS[km] = sockets  # removed by stop_kernel
     run_sync(km.start_kernel)(cwd=str(cwd), env=env)
@@ -99,6 +113,41 @@ def _relative_paths(nb_path: Path, out: Path, report_dir: Path | None) -> None:
     meta["input_path"] = display_path(nb_path)
     meta["output_path"] = shown_out
     nbformat.write(nb, out)
+
+
+def clean_kernel_leftovers(max_age_hours: float = 24.0) -> list[Path]:
+    """Remove kernel socket folders that runs killed before :func:`stop_kernel` left behind.
+
+    Only this user's ``clm-kernel-<pid>-…`` folders whose process is dead are removed (and,
+    from versions that put no process id in the name, ones older than ``max_age_hours``).
+    """
+    import re
+    import time
+
+    from clm_research.files import pid_alive
+
+    removed: list[Path] = []
+    base = Path(tempfile.gettempdir())
+    try:
+        entries = list(base.glob(f"{KERNEL_TMP_PREFIX}*"))
+    except OSError:
+        return removed
+    for p in entries:
+        try:
+            st = p.lstat()
+        except OSError:
+            continue
+        if not p.is_dir() or p.is_symlink() or st.st_uid != os.getuid():
+            continue
+        m = re.match(rf"^{re.escape(KERNEL_TMP_PREFIX)}(\d+)-", p.name)
+        if m:
+            if pid_alive(int(m.group(1))):
+                continue
+        elif time.time() - st.st_mtime < max_age_hours * 3600:
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        removed.append(p)
+    return removed
 
 
 def stop_kernel(km: AsyncKernelManager) -> None:

@@ -49,10 +49,15 @@ class RunSummary:
     synthesis: CountryResult | None = None
     index: str | None = None
     seconds: float = 0.0
+    index_error: str = ""
 
     @property
     def ok(self) -> bool:
-        return all(r.ok for r in self.results) and (self.synthesis is None or self.synthesis.ok)
+        return (
+            all(r.ok for r in self.results)
+            and (self.synthesis is None or self.synthesis.ok)
+            and not self.index_error
+        )
 
     @property
     def exit_code(self) -> int:
@@ -102,6 +107,8 @@ class RunSummary:
         out.append(f"{n_ok}/{len(self.results)} countries succeeded in {self.seconds:.1f} s")
         if self.index:
             out.append(f"index: {self.index}")
+        if self.index_error:
+            out.append(f"index not updated: {self.index_error}")
         return "\n".join(out)
 
 
@@ -260,7 +267,10 @@ def run_countries(
         summary.synthesis = _run_synthesis(summary, period, kernel, notebooks_dir)
     from clm_research.report.index import write_index
 
-    summary.index = display_path(write_index())
+    try:
+        summary.index = display_path(write_index())
+    except CLMError as e:  # e.g. the reports folder is full: the countries' results still count
+        summary.index_error = str(e)
     summary.seconds = time.perf_counter() - t0
     return summary
 

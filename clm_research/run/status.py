@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from clm_research.files import write_json
+from clm_research.files import swap_folder, write_json
 from clm_research.paths import reports_dir
 
 __all__ = [
@@ -62,18 +62,16 @@ def report_ref(path: Path) -> str:
 
 
 def promote(tmp: Path, final: Path) -> None:
-    """Swap the finished temporary folder into place; the old report goes only afterwards."""
-    old = final.with_name(f".old-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
-    if final.exists():
-        os.rename(final, old)
-    try:
-        os.rename(tmp, final)
-    except OSError:
-        if old.exists() and not final.exists():
-            os.rename(old, final)
-        raise
-    if old.exists():
-        shutil.rmtree(old, ignore_errors=True)
+    """Swap the finished temporary folder into place; the old report goes only afterwards.
+
+    One atomic exchange where the system offers it (:func:`clm_research.files.swap_folder`).
+
+    Raises
+    ------
+    OutputError
+        When a rename fails (the previous report is then in place).
+    """
+    swap_folder(tmp, final, old_name=f".old-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
 
 
 def keep_failed(tmp: Path, country_dir: Path, period: str) -> None:

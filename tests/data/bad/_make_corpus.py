@@ -104,6 +104,74 @@ def main() -> None:
     r[5] = "#NAME?"
     ws.append(r)
     wb.save(HERE / "excel_errors.xlsx")
+    more()
+
+
+def workbook(name: str, title: str) -> None:
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = title
+    ws.append(H.split(","))
+    ws.append(row(1).split(","))
+    wb.save(HERE / name)
+
+
+def more() -> None:
+    """The second part of the corpus: what field teams and servers were seen to produce."""
+    good = [row(1), row(2, "XT-F002"), row(3, "XT-F003", sex="male")]
+    lines = [H, *good]
+    # line endings and encodings
+    w("cr_only.csv", "\r".join(lines) + "\r")
+    w("crlf.csv", "\r\n".join(lines) + "\r\n")
+    w("utf16_bom.csv", "\ufeff" + "\n".join(lines) + "\n", encoding="utf-16-le")
+    w("utf16_declared_on_utf8.csv", "\n".join(lines) + "\n")
+    w("ansi_declared.csv", "\n".join(lines) + "\n")
+    w("cp1252_facilities.csv", "facility_id,name,region,district,type,ownership\n"
+      "XT-F001,Clínica São José,North,North A,clinic,public\n", encoding="cp1252")
+    w("big_cell.csv", "\n".join([H, *good, row(4, wait="x" * 200_000)]) + "\n")
+    w("nul_bytes.csv", H + "\n" + row(1) + "\x00\x00\x00\n")
+    w("bom_only.csv", "\ufeff")
+    w("only_blank_lines.csv", "\n\n\n")
+    w("html_saved_as_csv.csv", "<html><body><table><tr><td>interview_id</td></tr></table></body></html>\n")
+    w("tab_delimited.tsv", "\n".join(x.replace(",", "\t") for x in lines) + "\n")
+    # cells
+    w("impossible_date.csv", "\n".join([H, *good, row(4, date="2024-02-30")]) + "\n")
+    w("age_out_of_range.csv", "\n".join([H, *good, row(4, age="150")]) + "\n")
+    w("negative_age.csv", "\n".join([H, *good, row(4, age="-3")]) + "\n")
+    w("age_decimal.csv", "\n".join([H, *good, row(4, age="34.5")]) + "\n")
+    w("empty_id.csv", "\n".join([H, *good, row(4).replace("XT-I004", "")]) + "\n")
+    w("uppercase_values.csv", "\n".join([H, *good, row(4, sex="FEMALE")]) + "\n")
+    w("quoted_newline.csv", "\n".join([H, *good, row(4, kp='"none\nreally"')]) + "\n")
+    w("extra_fields.csv", "\n".join([H, *good, row(4) + ",surplus,cells"]) + "\n")
+    w("decimal_comma_wait.csv", "\n".join([H, *good, row(4, wait='"12,5"')]) + "\n")
+    w("phone_in_key_population.csv", "\n".join([H, *good, row(4, kp="+27 82 555 0142")]) + "\n")
+    w("text_in_boolean.csv", "\n".join([H, *good, row(4, on_art="sometimes")]) + "\n")
+    w("facility_bad_latitude.csv", "facility_id,name,region,district,type,ownership,latitude,longitude\n"
+      "XT-F001,Alpha Clinic,North,North A,clinic,public,-27.1,-14.2\n"
+      "XT-F002,Beta Clinic,North,North B,clinic,public,200,-14.1\n")
+    w("facility_duplicate_id.csv", "facility_id,name,region,district,type,ownership\n"
+      "XT-F001,Alpha Clinic,North,North A,clinic,public\n"
+      "XT-F001,Alpha Clinic again,North,North A,clinic,public\n")
+    w("facility_bad_type.csv", "facility_id,name,region,district,type,ownership\n"
+      "XT-F001,Alpha Clinic,North,North A,clinic,public\n"
+      "XT-F002,Beta Clinic,North,North B,spaceship,public\n")
+    rh = "facility_id,period,tx_curr,tx_new,interruptions,vl_tested,vl_suppressed,prep_new,tests,positives"
+    w("routine_negative.csv", f"{rh}\nXT-F001,2024-01,500,10,5,40,36,3,120,6\nXT-F001,2024-02,-5,12,4,38,30,2,110,5\n")
+    w("routine_bad_period.csv", f"{rh}\nXT-F001,2024-01,500,10,5,40,36,3,120,6\nXT-F001,2024-13,505,12,4,38,30,2,110,5\n")
+    w("routine_thousands_separator.csv",
+      f'{rh}\nXT-F001,2024-01,500,10,5,40,36,3,120,6\nXT-F001,2024-02,"1,200",12,4,38,30,2,110,5\n')
+    w("routine_duplicate_period.csv", f"{rh}\nXT-F001,2024-01,500,10,5,40,36,3,120,6\nXT-F001,2024-01,505,12,4,38,30,2,110,5\n")
+    # DHIS2 data value sets
+    w("dhis2_object.json", json.dumps({"dataValues": {"dataElement": "deTxCurr001"}}))
+    w("dhis2_truncated.json", '{"dataValues": [{"dataElement": "deTxCurr001", "per')
+    w("dhis2_items_not_objects.json", json.dumps({"dataValues": [1, 2, 3]}))
+    w("dhis2_empty.json", json.dumps({"dataValues": []}))
+    w("dhis2_analytics.json", json.dumps({"headers": [], "rows": []}))
+    # workbooks
+    workbook("excel_missing_sheet.xlsx", "data")
+    workbook("excel_sheet_index.xlsx", "data")
 
 
 if __name__ == "__main__":
