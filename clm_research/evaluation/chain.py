@@ -1080,6 +1080,17 @@ def _complete_share(values: pd.DataFrame, ind: Indicator) -> tuple[float, int]:
     return float((per["num"] >= per["n"] - 1e-9).mean()), n_fac
 
 
+def _reader_reason(reason: str, inds: Iterable[Indicator]) -> str:
+    """The estimator's message in a reader's words: indicators by their labels, not codes."""
+    for prefix in ("link_effect: ", "dose_response: "):
+        reason = reason.removeprefix(prefix)
+    for ind in inds:
+        reason = reason.replace(f"'{ind.id}'", f"“{ind.label}”")
+        reason = reason.replace(f"(needed by {ind.id})", f"(needed by “{ind.label}”)")
+    reason = reason.replace("takes only 1 distinct value(s)", "takes a single value")
+    return reason
+
+
 def _reason_kind(reason: str) -> str:
     """Why a link was not tested: ``not collected``, ``not per facility and round`` or
     ``insufficient data``."""
@@ -1255,9 +1266,7 @@ def chain_analysis(
                     label=label,
                 )
         except (_NotEstimable, EvaluationError) as e:
-            reason = str(e)
-            for prefix in ("link_effect: ", "dose_response: "):
-                reason = reason.removeprefix(prefix)
+            reason = _reader_reason(str(e), (d.upstream, d.downstream))
             row.update(
                 status="not estimable",
                 reason=reason,
@@ -1532,6 +1541,9 @@ def _timing(lag: int) -> str:
     return "in the same round" if lag == 0 else _lag_words(lag)
 
 
+_BREAK = "\u2029"  # paragraph separator between the parts of the generated text
+
+
 def chain_paragraph(result: ChainResult) -> str:
     """A paragraph saying where the chain holds and where it breaks, generated from the result.
 
@@ -1548,8 +1560,8 @@ def chain_paragraph(result: ChainResult) -> str:
     Returns
     -------
     str
-        Plain sentences: how many links could be tested and how many hold; the monitoring
-        (dose–response) links; each issue category's resolution and its service; which
+        Plain sentences in paragraphs (separated by a blank line): how many links could be
+        tested and how many hold; the monitoring (dose–response) links; each issue category's resolution and its service; which
         services the impact indicators followed and where they did not; the share of CLM's
         effect carried by each holding link; and the links not tested, with "not collected"
         where a table is missing.
@@ -1593,6 +1605,7 @@ def chain_paragraph(result: ChainResult) -> str:
 
     kinds = [kind(r) for r in _rows(est)]
     est = est.assign(_kind=kinds)
+    parts.append(_BREAK)
     # monitoring intensity: one sentence per upstream activity
     for _up, grp in est[est["_kind"] == "dose"].groupby("upstream", sort=False):
         held = [
@@ -1643,6 +1656,7 @@ def chain_paragraph(result: ChainResult) -> str:
     if clauses:
         joined = "; ".join(clauses)
         parts.append(joined[:1].upper() + joined[1:] + ".")
+    parts.append(_BREAK)
     # services → impact, grouped by the downstream indicator
     for down_id, grp in est[est["_kind"] == "service"].groupby("downstream", sort=False):
         down_text = _noun(result, str(down_id))
@@ -1670,6 +1684,7 @@ def chain_paragraph(result: ChainResult) -> str:
                 sentences.append(f"{_lower_first(down_text)} did not follow {up}")
         text = "; ".join(sentences)
         parts.append(text[:1].upper() + text[1:] + ".")
+    parts.append(_BREAK)
     # mediation: the share of CLM's effect carried by each holding link
     med = result.mediation
     if len(med):
@@ -1684,6 +1699,7 @@ def chain_paragraph(result: ChainResult) -> str:
             parts.append(
                 f"Of CLM's effect on {_lower_first(_label(result, str(down)))}, about {_join(bits)}."
             )
+    parts.append(_BREAK)
     miss = t[t["status"] != "estimated"]
     collected = miss[miss["reason_kind"] == "not collected"]
     if len(collected):
@@ -1699,7 +1715,9 @@ def chain_paragraph(result: ChainResult) -> str:
             for r in _rows(short)
         ]
         parts.append(f"Too little data to test: {_join(names)}.")
-    return " ".join(parts)
+    # one paragraph per part of the chain (Markdown: a blank line between paragraphs)
+    groups = " ".join(parts).split(_BREAK)
+    return "\n\n".join(g.strip() for g in groups if g.strip())
 
 
 def _label(result: ChainResult, indicator_id: str) -> str:
@@ -1742,6 +1760,15 @@ _VGAP = 0.16  # between boxes of one column
 _LANE_MIN, _LANE_MAX = 0.42, 0.8  # between columns: arrows and their numbered markers
 _MARKER_R = 0.1
 _HEADER_H = 0.32
+
+
+def _unbreakable(label: str) -> str:
+    """Keep a number with its unit and a comparison sign with its number when wrapping
+    ("3 months", "< 1000"): no-break spaces, which textwrap does not split at."""
+    import re
+
+    label = re.sub(r"([<>≤≥]) (\d)", "\\1\u00a0\\2", label)
+    return re.sub(r"(\d) ([a-z])", "\\1\u00a0\\2", label)
 
 
 def _link_key(r: Any) -> str:
@@ -1899,7 +1926,8 @@ def _column_widths(
     least, want = [], []
     for members in cols:
         words = max(
-            (measure.size(w, size)[0] for i in members for w in labels[i].split()), default=0.3
+            (measure.size(w, size)[0] for i in members for w in labels[i].split(" ")),
+            default=0.3,
         )
         line = max((measure.size(labels[i], size)[0] for i in members), default=0.3)
         lines = 2 if len(members) >= 4 else 3
@@ -2033,7 +2061,7 @@ def plot_chain(
         missing = {
             str(i): str(r) for i, r in zip(ind["id"], ind["not_collected"], strict=True) if r
         }
-    text_of = {i: labels.get(i, i) for c in cols for i in c}
+    text_of = {i: _unbreakable(labels.get(i, i)) for c in cols for i in c}
 
     fig = ax.figure if ax is not None else Figure(figsize=(width, 3.0))
     fig.set_size_inches(width, 3.0)
@@ -2176,9 +2204,9 @@ def plot_chain(
     def centre_y(i: str) -> float:
         return rect[i][1] + rect[i][3] / 2
 
-    for side, own, other, ports in (
-        ("out", "upstream", "downstream", port_out),
-        ("in", "downstream", "upstream", port_in),
+    for own, other, ports in (
+        ("upstream", "downstream", port_out),
+        ("downstream", "upstream", port_in),
     ):
         by_box: dict[str, list[Any]] = {}
         for r in drawable:
@@ -2240,7 +2268,7 @@ def plot_chain(
             str(n),
             ha="center",
             va="center_baseline",
-            fontsize=fontsize if n < 10 else fontsize - 0.01,
+            fontsize=fontsize,
             fontweight="bold",
             color="white" if holds else colour,
             zorder=6,
@@ -2290,7 +2318,7 @@ def plot_chain_links(
     links = chain_link_numbers(result, structural=structural)
     fig = Figure(figsize=(width, 2.0))
     measure = _Measure(fig)
-    left_w = width * 0.52
+    left_w = width * 0.55
     num_w = 0.3
     chart_x0 = left_w + 0.15
     chart_w = width - chart_x0 - 0.2

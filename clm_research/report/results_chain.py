@@ -132,7 +132,9 @@ def untested_markdown(country: str, seed: int) -> str:
     else:
         lines.append("Links that could not be tested here, and why:")
         for r in links.itertuples():
-            lines.append(f"- {r.number}. {r.upstream_label} → {r.downstream_label}: {r.reason}")
+            lines.append(
+                f"- Link {r.number}, {r.upstream_label} → {r.downstream_label}: {r.reason}"
+            )
     if hidden:
         lines.append(
             f"\n{hidden} further declared links start from indicators measured per "
