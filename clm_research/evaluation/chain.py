@@ -1882,6 +1882,30 @@ class _Measure:
         t.remove()
         return bb.width / self.fig.dpi, bb.height / self.fig.dpi
 
+    def words(self, label: str, fontsize: float) -> tuple[list[str], list[float], float]:
+        """The label's words (split at plain spaces only), their widths and a space's width."""
+        words = label.split(" ")
+        space = self.size("a a", fontsize)[0] - self.size("aa", fontsize)[0]
+        return words, [self.size(w, fontsize)[0] for w in words], space
+
+    def wrap(self, label: str, width: float, fontsize: float) -> tuple[str, float, float]:
+        """``label`` wrapped greedily by measured word widths to ``width`` inches, with its
+        measured width and height (falls back to :meth:`fit` if kerning makes it wider)."""
+        words, widths, space = self.words(label, fontsize)
+        n_lines = len(_greedy_lines(words, widths, space, width))
+        # balanced: the narrowest width that keeps as few lines (no lone last word)
+        narrow = min(
+            (
+                w
+                for w in _break_widths(words, widths, space)
+                if w <= width and len(_greedy_lines(words, widths, space, w)) == n_lines
+            ),
+            default=width,
+        )
+        text = "\n".join(_greedy_lines(words, widths, space, narrow))
+        w, h = self.size(text, fontsize)
+        return (text, w, h) if w <= width + 1e-3 else self.fit(label, width, fontsize)
+
     def fit(self, label: str, width: float, fontsize: float) -> tuple[str, float, float]:
         """``label`` wrapped between words to at most ``width`` inches (the longest word
         alone may be wider), with its measured width and height."""
@@ -1902,6 +1926,33 @@ class _Measure:
         return best
 
 
+def _break_widths(words: Sequence[str], widths: Sequence[float], space: float) -> list[float]:
+    """The widths of every run of consecutive words: the widths at which wrapping changes."""
+    out = []
+    for a in range(len(words)):
+        run = 0.0
+        for b in range(a, len(words)):
+            run += widths[b] + (space if b > a else 0.0)
+            out.append(run)
+    return out
+
+
+def _greedy_lines(
+    words: Sequence[str], widths: Sequence[float], space: float, width: float
+) -> list[str]:
+    """Words filled into lines of at most ``width`` (a word wider than that has its own line)."""
+    lines: list[list[str]] = []
+    current = 0.0
+    for word, w in zip(words, widths, strict=True):
+        if lines and current + space + w <= width:
+            lines[-1].append(word)
+            current += space + w
+        else:
+            lines.append([word])
+            current = w
+    return [" ".join(line) for line in lines]
+
+
 def _pack(tops: list[float], heights: list[float], gap: float, total: float) -> list[float]:
     """Move boxes of one column as little as possible from ``tops`` (distance from the top)
     so that they keep their order, ``gap`` apart, within ``[0, total]``."""
@@ -1917,34 +1968,78 @@ def _pack(tops: list[float], heights: list[float], gap: float, total: float) -> 
 
 
 def _column_widths(
-    measure: _Measure, cols: list[list[str]], labels: Mapping[str, str], width: float, size: float
-) -> tuple[list[float], float]:
-    """Box width of each column and the lane between columns: each column wide enough for
-    its longest word and, if room allows, for its longest label on three lines (two in a
-    column of four or more boxes, which sets the figure's height)."""
+    measure: _Measure,
+    cols: list[list[str]],
+    labels: Mapping[str, str],
+    width: float,
+    size: float,
+    crossing: Sequence[int] = (),
+) -> tuple[list[float], list[float]]:
+    """Box width of each column and the width of each lane between columns.
+
+    A lane is wider when many links cross it (``crossing``: links leaving each column), so
+    that each link's numbered marker finds a free spot on its arrow.
+
+    Each column starts as wide as its longest word; the rest of the width goes, step by step,
+    where it saves the most height per inch: first to the column with the tallest stack of
+    boxes (it sets the figure's height), then to boxes with many lines. The number of lines of
+    a label at a width is estimated from its one-line width (wrapping loses a little at word
+    ends); the labels are wrapped and measured exactly afterwards.
+    """
     n = len(cols)
-    least, want = [], []
-    for members in cols:
-        words = max(
-            (measure.size(w, size)[0] for i in members for w in labels[i].split(" ")),
-            default=0.3,
-        )
-        line = max((measure.size(labels[i], size)[0] for i in members), default=0.3)
-        lines = 2 if len(members) >= 4 else 3
-        least.append(words + 2 * _PAD)
-        want.append(max(words, min(line * 1.12 / lines, 2.2)) + 2 * _PAD)
-    lane = _LANE_MIN
-    avail = width - 2 * _MARGIN - (n - 1) * lane
-    if sum(want) <= avail:
-        # spare room widens the lanes (arrows at a gentler slope), then the boxes
-        spare = avail - sum(want)
-        lane = min(_LANE_MAX, lane + spare / max(n - 1, 1)) if n > 1 else lane
-        rest = width - 2 * _MARGIN - (n - 1) * lane - sum(want)
-        return [w + rest / n for w in want], lane
+    words = {i: measure.words(labels[i], size) for c in cols for i in c}
+    line_h = measure.size("Ag\nAg", size)[1] - measure.size("Ag", size)[1]
+    least = [max((max(words[i][1]) for i in members), default=0.3) + 2 * _PAD for members in cols]
+    lanes = [
+        min(_LANE_MAX, _LANE_MIN + 0.03 * max(0, (crossing[k] if k < len(crossing) else 0) - 10))
+        for k in range(n - 1)
+    ]
+    avail = width - 2 * _MARGIN - sum(lanes)
     if sum(least) >= avail:
-        return [w * avail / sum(least) for w in least], lane
-    k = (avail - sum(least)) / (sum(want) - sum(least))
-    return [a + k * (b - a) for a, b in zip(least, want, strict=True)], lane
+        return [w * avail / sum(least) for w in least], lanes
+
+    def lines(i: str, w: float) -> int:
+        return len(_greedy_lines(*words[i], w - 2 * _PAD))
+
+    def stack(c: int, w: float) -> float:
+        return sum(lines(i, w) * line_h + 2 * _PAD for i in cols[c]) + _VGAP * (len(cols[c]) - 1)
+
+    def cost(ws: Sequence[float]) -> float:
+        stacks = [stack(c, w) for c, w in enumerate(ws)]
+        return max(stacks) + 0.3 * sum(stacks) / n
+
+    widths = list(least)
+    budget = avail - sum(widths)
+    while budget > 1e-6:
+        base = cost(widths)
+        best: tuple[float, int, float] | None = None
+        for c, members in enumerate(cols):
+            # the widths at which one of the column's labels would lose a line
+            steps = {
+                wanted + 2 * _PAD + 1e-4
+                for i in members
+                for wanted in _break_widths(*words[i])
+                if wanted + 2 * _PAD > widths[c] + 1e-4
+            }
+            for w in sorted(steps)[:12]:
+                if w - widths[c] > budget or w > 2.4:
+                    break
+                trial = [*widths[:c], w, *widths[c + 1 :]]
+                gain = (base - cost(trial)) / (w - widths[c])
+                if gain > 1e-9 and (best is None or gain > best[0]):
+                    best = (gain, c, w)
+        if best is None:
+            break
+        _, c, w = best
+        budget -= w - widths[c]
+        widths[c] = w
+    if n > 1:
+        # what is left widens the lanes (arrows at a gentler slope), then the boxes
+        extra = min(_LANE_MAX - min(lanes), budget / (n - 1))
+        grown = [min(_LANE_MAX, lane + extra) for lane in lanes]
+        budget -= sum(grown) - sum(lanes)
+        lanes = grown
+    return [w + budget / n for w in widths], lanes
 
 
 def on_line_point(xa: float, ya: float, xb: float, yb: float, x: float) -> tuple[float, float]:
@@ -1976,7 +2071,9 @@ def _marker_spot(
             and cy - r < by + bh + 0.02
             for bx, by, bw, bh in boxes
         )
-        return hit + sum(math.hypot(cx - px, cy - py) < 2 * r + 0.03 for px, py in placed)
+        # markers kept apart as squares: their bounding boxes never overlap either
+        near = sum(max(abs(cx - px), abs(cy - py)) < 2 * r + 0.03 for px, py in placed)
+        return hit + near
 
     lo, hi = r + 0.04, length - r - 0.14
     steps = [lo + (hi - lo) * k / 16 for k in range(17)] if hi > lo else [length / 2]
@@ -1988,7 +2085,7 @@ def _marker_spot(
     for cx, cy in on:
         if not clashes(cx, cy):
             return cx, cy, True
-    for dy in (2.3 * r, -2.3 * r, 4.6 * r, -4.6 * r):
+    for dy in (k * sign * 2.3 * r for k in range(1, 7) for sign in (1, -1)):
         for cx, cy in on:
             if not clashes(cx, cy + dy):
                 return cx, cy + dy, False
@@ -2063,17 +2160,23 @@ def plot_chain(
         }
     text_of = {i: _unbreakable(labels.get(i, i)) for c in cols for i in c}
 
-    fig = ax.figure if ax is not None else Figure(figsize=(width, 3.0))
+    # axes given: drawn on their figure (matplotlib types it Figure | SubFigure)
+    fig: Figure = ax.figure if ax is not None else Figure()  # type: ignore[assignment]
     fig.set_size_inches(width, 3.0)
-    measure = _Measure(fig)  # type: ignore[arg-type]
-    widths, lane = _column_widths(measure, cols, text_of, width, fontsize)
+    measure = _Measure(fig)
+    col_of = {i: c for c, members in enumerate(cols) for i in members}
+    crossing = [0] * len(cols)
+    for u in links["upstream"] if len(links) else []:
+        if u in col_of:
+            crossing[col_of[u]] += 1
+    widths, lanes = _column_widths(measure, cols, text_of, width, fontsize, crossing)
     # wrapped labels and box heights
     wrapped: dict[str, str] = {}
     box_h: dict[str, float] = {}
     for c, members in enumerate(cols):
         for i in members:
             label = text_of[i] + (" (not collected)" if i in missing else "")
-            text, _, h = measure.fit(label, widths[c] - 2 * _PAD, fontsize)
+            text, _, h = measure.wrap(label, widths[c] - 2 * _PAD, fontsize)
             wrapped[i], box_h[i] = text, h + 2 * _PAD
     stack = [sum(box_h[i] for i in m) + _VGAP * (len(m) - 1) for m in cols]
     body = max(stack, default=0.5)
@@ -2137,9 +2240,9 @@ def plot_chain(
     # columns' x and the level names
     x_left: list[float] = []
     x = _MARGIN
-    for w in widths:
+    for c, w in enumerate(widths):
         x_left.append(x)
-        x += w + lane
+        x += w + (lanes[c] if c < len(lanes) else 0.0)
     spans: dict[str, list[int]] = {}
     for c, level in enumerate(col_level):
         spans.setdefault(level, []).append(c)
@@ -2214,8 +2317,8 @@ def plot_chain(
         for i, rs in by_box.items():
             rs.sort(key=lambda r: (-centre_y(getattr(r, other)), r.number))
             bx, by, bw, bh = rect[i]
-            for k, r in enumerate(rs):
-                ports[int(r.number)] = by + bh * (0.85 - 0.7 * (k + 1) / (len(rs) + 1))
+            for slot, r in enumerate(rs):
+                ports[int(r.number)] = by + bh * (0.85 - 0.7 * (slot + 1) / (len(rs) + 1))
     # arrows, then their numbered markers where they overlap nothing
     placed: list[tuple[float, float]] = []
     for r in drawable:
