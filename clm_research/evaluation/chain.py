@@ -1584,11 +1584,13 @@ def chain_paragraph(result: ChainResult) -> str:
         )
     else:
         lead = (
-            f"Of the {len(t)} links of the results chain, {len(est)} could be tested: {n_hold} hold"
+            f"Of the {len(t)} links of the results chain, {len(est)} could be tested: {n_hold} "
+            + ("holds" if n_hold == 1 else "hold")
         )
         if len(est) > n_hold:
             lead += (
-                f" and {len(est) - n_hold} do not (the chain breaks or cannot be confirmed there)"
+                f" and {len(est) - n_hold} {'does' if len(est) - n_hold == 1 else 'do'} not "
+                "(the chain breaks or cannot be confirmed there)"
             )
         parts.append(lead + ".")
 
@@ -2434,10 +2436,12 @@ def plot_chain_links(
                 f"{r.upstream_label} (issues about {_CATEGORY_WORDS.get(cat, cat)}) → "
                 f"{r.downstream_label}"
             )
-        text, _, h = measure.fit(label, left_w - num_w - _MARGIN, fontsize)
+        text, _, h = measure.wrap(label, left_w - num_w - _MARGIN, fontsize)
         reason = ""
         if r.status != "estimated":
-            reason, _, h2 = measure.fit(f"not tested: {r.reason}", chart_w - 0.1, fontsize)
+            why = str(r.reason)
+            why = why if why.startswith("not collected") else f"not tested: {why}"
+            reason, _, h2 = measure.wrap(why, chart_w - 0.1, fontsize)
             h = max(h, h2)
         rows.append((r, text, reason, h + 0.1))
     body = sum(h for *_, h in rows) or 0.4
