@@ -278,3 +278,19 @@ def test_missing_tables_and_columns_are_not_collected(chain_no_issues, demo_xa, 
     row = res.links.iloc[0]
     assert row["reason_kind"] == "not collected"
     assert row["reason"].startswith("not collected: no 'category' column in the issues table")
+    # a client-survey question not asked in this country: its links are not collected
+    tables = dict(demo_xa.clean)
+    tables["interviews"] = tables["interviews"].drop(columns=["treated_with_respect"])
+    res = chain_analysis(
+        tables,
+        framework_xa,
+        links=[("treated_with_respect", "treatment_interruption")],
+        mediation=False,
+    )
+    row = res.links.iloc[0]
+    assert row["reason"] == (
+        "not collected: no 'treated_with_respect' column in the interviews table "
+        "(needed by “Clients treated with respect (often or always)”)"
+    )
+    assert res.indicators.set_index("id").loc["treated_with_respect", "not_collected"]
+    check_diagram(plot_chain(res))

@@ -859,6 +859,12 @@ def _check_measurable(ind: Indicator, tables: Mapping[str, Any], where: str | No
             available |= {c.name for c in DERIVED_COLUMNS.get(ds, ())}
         key = {"facility_id", "period" if ds == "routine" else "round"}
         missing = sorted((set(cols) | key) - available)
+        derived = {c.name for c in DERIVED_COLUMNS.get(ds, ())}
+        if facilities is None and set(missing) & derived:
+            # district, CLM arm and the like come from the facilities table
+            raise _NotEstimable(
+                f"not collected: no facilities table (needed for {sorted(set(missing) & derived)[0]!r})"
+            )
         if missing:
             raise _NotEstimable(
                 f"not collected: no {missing[0]!r} column in the {ds} table (needed by {ind.id})"
@@ -1084,8 +1090,11 @@ def _reader_reason(reason: str, inds: Iterable[Indicator]) -> str:
     """The estimator's message in a reader's words: indicators by their labels, not codes."""
     for prefix in ("link_effect: ", "dose_response: "):
         reason = reason.removeprefix(prefix)
+    import re
+
     for ind in inds:
-        reason = reason.replace(f"'{ind.id}'", f"“{ind.label}”")
+        # an indicator's code becomes its label; a column named like it ("no 'x' column") stays
+        reason = re.sub(rf"(?<!no )'{re.escape(ind.id)}'", f"“{ind.label}”", reason)
         reason = reason.replace(f"(needed by {ind.id})", f"(needed by “{ind.label}”)")
     reason = reason.replace("takes only 1 distinct value(s)", "takes a single value")
     return reason
