@@ -2420,7 +2420,8 @@ def plot_chain_links(
     within-facility standard deviations, per standard deviation of the upstream — turned so
     that positive means progress carried through (a fall in stock-outs after issues were
     resolved counts as positive), with its confidence interval; links not tested show the
-    reason. Standardised effects put links between indicators in different units on one scale.
+    reason in short ("not collected: no issues table", "not tested: too little data").
+    Standardised effects put links between indicators in different units on one scale.
 
     Returns
     -------
@@ -2448,8 +2449,10 @@ def plot_chain_links(
         text, _, h = measure.wrap(label, left_w - num_w - _MARGIN, fontsize)
         reason = ""
         if r.status != "estimated":
+            # the short reason (the alt text and the report's list give the whole one)
             why = str(r.reason)
-            why = why if why.startswith("not collected") else f"not tested: {why}"
+            if not why.startswith("not collected"):
+                why = "not tested: too little data"
             reason, _, h2 = measure.wrap(why, chart_w - 0.1, fontsize)
             h = max(h, h2)
         rows.append((r, text, reason, h + 0.1))
