@@ -236,7 +236,7 @@ def test_missing_column_is_named(demo_xa, framework_xa) -> None:
         tables, framework_xa, links=[("issues_resolved", "wait_time_mean")], mediation=False
     )
     assert res.links["reason"].iloc[0] == (
-        "column 'category' missing from the issues table (needed by issues_resolved)"
+        "not collected: no 'category' column in the issues table (needed by “Issues resolved”)"
     )
     with pytest.raises(EvaluationError, match="not a link of the framework"):
         chain_analysis(tables, framework_xa, links=[("wait_time_mean", "viral_suppression")])

@@ -99,3 +99,34 @@ def test_every_notebook_runs_for_every_demo_country() -> None:
     assert summary.synthesis is not None and summary.synthesis.status == "succeeded", (
         summary.format()
     )
+
+
+def test_the_summary_shows_the_results_chain() -> None:
+    """The summary page, after the scorecard: the results-chain diagram as an image with its
+    alternative text, the paragraph generated from the analysis, and the chart of the links."""
+    import html as html_text
+    import re
+
+    base, summary = pipeline_run()
+    assert summary.exit_code == 0, summary.format()
+    for r in summary.results:
+        page = (base / "reports" / r.country / r.period / "report.html").read_text()
+        start = page.index('id="chapter-00_summary"')
+        chapter = page[start : page.index('id="chapter-', start + 1)]
+        scorecard = chapter.index('class="clm-table scorecard"')
+        alts = [
+            (m.start(), html_text.unescape(m.group(1)))
+            for m in re.finditer(r'<img [^>]*alt="([^"]*)"', chapter)
+        ]
+        diagram = [
+            (pos, alt) for pos, alt in alts if alt.startswith("Diagram of the results chain")
+        ]
+        assert len(diagram) == 1, (r.country, [a[:60] for _, a in alts])
+        pos, alt = diagram[0]
+        assert pos > scorecard, r.country
+        assert "Link 1," in alt and len(alt) > 200, (r.country, alt[:200])
+        text = html_text.unescape(re.sub(r"<[^>]+>", " ", chapter[pos:]))
+        paragraph = re.search(r"(Of|None of) the \d+ links of the results chain", text)
+        assert paragraph, r.country
+        chart = [a for p, a in alts if p > pos and a.startswith("Chart of the estimated strength")]
+        assert chart, r.country

@@ -90,8 +90,12 @@ __all__ = [
     "dose_response",
     "mediated_share",
     "chain_analysis",
+    "LINK_STYLES",
+    "chain_link_numbers",
     "plot_chain",
+    "plot_chain_links",
     "chain_alt_text",
+    "chain_links_alt_text",
     "chain_paragraph",
 ]
 
@@ -855,9 +859,15 @@ def _check_measurable(ind: Indicator, tables: Mapping[str, Any], where: str | No
             available |= {c.name for c in DERIVED_COLUMNS.get(ds, ())}
         key = {"facility_id", "period" if ds == "routine" else "round"}
         missing = sorted((set(cols) | key) - available)
+        derived = {c.name for c in DERIVED_COLUMNS.get(ds, ())}
+        if facilities is None and set(missing) & derived:
+            # district, CLM arm and the like come from the facilities table
+            raise _NotEstimable(
+                f"not collected: no facilities table (needed for {sorted(set(missing) & derived)[0]!r})"
+            )
         if missing:
             raise _NotEstimable(
-                f"column {missing[0]!r} missing from the {ds} table (needed by {ind.id})"
+                f"not collected: no {missing[0]!r} column in the {ds} table (needed by {ind.id})"
             )
 
 
@@ -1076,6 +1086,20 @@ def _complete_share(values: pd.DataFrame, ind: Indicator) -> tuple[float, int]:
     return float((per["num"] >= per["n"] - 1e-9).mean()), n_fac
 
 
+def _reader_reason(reason: str, inds: Iterable[Indicator]) -> str:
+    """The estimator's message in a reader's words: indicators by their labels, not codes."""
+    for prefix in ("link_effect: ", "dose_response: "):
+        reason = reason.removeprefix(prefix)
+    import re
+
+    for ind in inds:
+        # an indicator's code becomes its label; a column named like it ("no 'x' column") stays
+        reason = re.sub(rf"(?<!no )'{re.escape(ind.id)}'", f"“{ind.label}”", reason)
+        reason = reason.replace(f"(needed by {ind.id})", f"(needed by “{ind.label}”)")
+    reason = reason.replace("takes only 1 distinct value(s)", "takes a single value")
+    return reason
+
+
 def _reason_kind(reason: str) -> str:
     """Why a link was not tested: ``not collected``, ``not per facility and round`` or
     ``insufficient data``."""
@@ -1251,9 +1275,7 @@ def chain_analysis(
                     label=label,
                 )
         except (_NotEstimable, EvaluationError) as e:
-            reason = str(e)
-            for prefix in ("link_effect: ", "dose_response: "):
-                reason = reason.removeprefix(prefix)
+            reason = _reader_reason(str(e), (d.upstream, d.downstream))
             row.update(
                 status="not estimable",
                 reason=reason,
@@ -1400,6 +1422,16 @@ def chain_analysis(
         for pair in zip(table.get("upstream", []), table.get("downstream", []), strict=True)
         for i in pair
     }
+
+    def not_collected(ind: Indicator) -> str:
+        got = cache.get((ind.id, None))
+        if got is None and ind.id in used:
+            try:
+                _check_measurable(ind, tables, None)
+            except _NotEstimable as e:
+                got = str(e)
+        return got if isinstance(got, str) and _reason_kind(got) == "not collected" else ""
+
     indicators = pd.DataFrame(
         [
             {
@@ -1410,6 +1442,7 @@ def chain_analysis(
                 "dataset": i.dataset,
                 "type": i.type,
                 "unit": i.unit,
+                "not_collected": not_collected(i),
             }
             for i in framework.indicators
             if i.id in used
@@ -1517,6 +1550,9 @@ def _timing(lag: int) -> str:
     return "in the same round" if lag == 0 else _lag_words(lag)
 
 
+_BREAK = "\u2029"  # paragraph separator between the parts of the generated text
+
+
 def chain_paragraph(result: ChainResult) -> str:
     """A paragraph saying where the chain holds and where it breaks, generated from the result.
 
@@ -1533,8 +1569,8 @@ def chain_paragraph(result: ChainResult) -> str:
     Returns
     -------
     str
-        Plain sentences: how many links could be tested and how many hold; the monitoring
-        (dose–response) links; each issue category's resolution and its service; which
+        Plain sentences in paragraphs (separated by a blank line): how many links could be
+        tested and how many hold; the monitoring (dose–response) links; each issue category's resolution and its service; which
         services the impact indicators followed and where they did not; the share of CLM's
         effect carried by each holding link; and the links not tested, with "not collected"
         where a table is missing.
@@ -1557,11 +1593,13 @@ def chain_paragraph(result: ChainResult) -> str:
         )
     else:
         lead = (
-            f"Of the {len(t)} links of the results chain, {len(est)} could be tested: {n_hold} hold"
+            f"Of the {len(t)} links of the results chain, {len(est)} could be tested: {n_hold} "
+            + ("holds" if n_hold == 1 else "hold")
         )
         if len(est) > n_hold:
             lead += (
-                f" and {len(est) - n_hold} do not (the chain breaks or cannot be confirmed there)"
+                f" and {len(est) - n_hold} {'does' if len(est) - n_hold == 1 else 'do'} not "
+                "(the chain breaks or cannot be confirmed there)"
             )
         parts.append(lead + ".")
 
@@ -1578,6 +1616,7 @@ def chain_paragraph(result: ChainResult) -> str:
 
     kinds = [kind(r) for r in _rows(est)]
     est = est.assign(_kind=kinds)
+    parts.append(_BREAK)
     # monitoring intensity: one sentence per upstream activity
     for _up, grp in est[est["_kind"] == "dose"].groupby("upstream", sort=False):
         held = [
@@ -1628,6 +1667,7 @@ def chain_paragraph(result: ChainResult) -> str:
     if clauses:
         joined = "; ".join(clauses)
         parts.append(joined[:1].upper() + joined[1:] + ".")
+    parts.append(_BREAK)
     # services → impact, grouped by the downstream indicator
     for down_id, grp in est[est["_kind"] == "service"].groupby("downstream", sort=False):
         down_text = _noun(result, str(down_id))
@@ -1655,6 +1695,7 @@ def chain_paragraph(result: ChainResult) -> str:
                 sentences.append(f"{_lower_first(down_text)} did not follow {up}")
         text = "; ".join(sentences)
         parts.append(text[:1].upper() + text[1:] + ".")
+    parts.append(_BREAK)
     # mediation: the share of CLM's effect carried by each holding link
     med = result.mediation
     if len(med):
@@ -1669,6 +1710,7 @@ def chain_paragraph(result: ChainResult) -> str:
             parts.append(
                 f"Of CLM's effect on {_lower_first(_label(result, str(down)))}, about {_join(bits)}."
             )
+    parts.append(_BREAK)
     miss = t[t["status"] != "estimated"]
     collected = miss[miss["reason_kind"] == "not collected"]
     if len(collected):
@@ -1684,7 +1726,9 @@ def chain_paragraph(result: ChainResult) -> str:
             for r in _rows(short)
         ]
         parts.append(f"Too little data to test: {_join(names)}.")
-    return " ".join(parts)
+    # one paragraph per part of the chain (Markdown: a blank line between paragraphs)
+    groups = " ".join(parts).split(_BREAK)
+    return "\n\n".join(g.strip() for g in groups if g.strip())
 
 
 def _label(result: ChainResult, indicator_id: str) -> str:
@@ -1705,14 +1749,44 @@ STATUS_COLOURS: dict[str, tuple[str, str]] = {
     "insufficient data": ("#eeeeee", "#757575"),
 }
 
-_LINK_STYLE = {
-    "strong": ("#1f4e79", "-"),
-    "moderate": ("#5b8cc6", "-"),
-    "opposite": ("#7b1fa2", "-"),
-    "none": ("#c62828", "--"),
-    "inconclusive": ("#8a8a8a", "--"),
-    "not_estimable": ("#bdbdbd", ":"),
+#: A box whose indicator's table or column is absent: grey fill, dotted grey edge.
+NOT_COLLECTED_BOX = ("#eeeeee", "#8a8a8a")
+
+#: How a link is drawn, by its key (:func:`_link_key`): colour, line style, legend words.
+LINK_STYLES: dict[str, tuple[str, Any, str]] = {
+    "strong": ("#1f4e79", "-", "holds: strong evidence (p < 0.01)"),
+    "moderate": ("#4a86c5", "-", "holds: evidence (p < 0.05)"),
+    "opposite": ("#7b1fa2", "--", "✕ breaks: unexpected direction"),
+    "none": ("#c62828", "--", "✕ breaks: no link (effects ruled out)"),
+    "inconclusive": ("#c62828", (0, (4, 2, 1, 2)), "✕ breaks: no evidence of a link"),
+    "not_estimable": ("#6d6d6d", ":", "not tested: too little data"),
+    "not_collected": ("#9e9e9e", (0, (1, 3)), "not tested: not collected"),
 }
+
+#: Geometry of the diagram, in inches (drawn at :data:`CHAIN_WIDTH_IN` wide).
+CHAIN_WIDTH_IN = 7.0
+_MARGIN = 0.06
+_PAD = 0.06  # text to box edge
+_VGAP = 0.16  # between boxes of one column
+_LANE_MIN, _LANE_MAX = 0.42, 0.8  # between columns: arrows and their numbered markers
+_MARKER_R = 0.1
+_HEADER_H = 0.32
+
+
+def _unbreakable(label: str) -> str:
+    """Keep a number with its unit and a comparison sign with its number when wrapping
+    ("3 months", "< 1000"): no-break spaces, which textwrap does not split at."""
+    import re
+
+    label = re.sub(r"([<>≤≥]) (\d)", "\\1\u00a0\\2", label)
+    return re.sub(r"(\d) ([a-z])", "\\1\u00a0\\2", label)
+
+
+def _link_key(r: Any) -> str:
+    """The drawing style of a link: its strength, or why it was not tested."""
+    if r.status == "estimated":
+        return str(r.strength)
+    return "not_collected" if r.reason_kind == "not collected" else "not_estimable"
 
 
 def _shown_links(result: ChainResult, structural: bool) -> pd.DataFrame:
@@ -1722,12 +1796,13 @@ def _shown_links(result: ChainResult, structural: bool) -> pd.DataFrame:
     return t[t["reason_kind"] != "not per facility and round"]
 
 
-def _layout(
-    result: ChainResult, links: pd.DataFrame
-) -> tuple[dict[str, tuple[float, float]], list[tuple[str, float]], int]:
-    """Box positions: levels as columns; a level whose indicators feed each other is split
-    into sub-columns (sources left, sinks right) so every arrow runs left to right; boxes are
-    ordered within a column by the mean height of their neighbours (barycentre heuristic)."""
+def _columns(result: ChainResult, links: pd.DataFrame) -> tuple[list[list[str]], list[str]]:
+    """Boxes by column, top to bottom, and each column's level.
+
+    Levels are columns; a level whose indicators feed each other is split into sub-columns
+    (sources left, sinks right) so every arrow runs left to right; boxes are ordered within a
+    column by the mean rank of their neighbours (barycentre heuristic).
+    """
     from clm_research.framework import LEVELS
 
     ind = result.indicators
@@ -1750,42 +1825,283 @@ def _layout(
                 changed = True
         if not changed:
             break
-    column: dict[str, int] = {}
-    headers: list[tuple[str, float]] = []
-    x = 0
+    cols: list[list[str]] = []
+    col_level: list[str] = []
     for level in LEVELS:
         members = [i for i in order if level_of.get(i) == level]
         if not members:
             continue
         n_sub = max(height[i] for i in members) + 1
-        headers.append((level, x + (n_sub - 1) / 2))
-        for i in members:
-            column[i] = x + (n_sub - 1 - height[i])
-        x += n_sub
-    cols: dict[int, list[str]] = {}
-    for i in order:
-        cols.setdefault(column[i], []).append(i)
-    y = {i: -float(k) for c in cols.values() for k, i in enumerate(c)}
+        for sub in range(n_sub):
+            cols.append([i for i in members if height[i] == n_sub - 1 - sub])
+            col_level.append(level)
     neighbours: dict[str, list[str]] = {i: [] for i in order}
     for a, b in edges:
         if a in neighbours and b in neighbours:
             neighbours[a].append(b)
             neighbours[b].append(a)
+    rank = {i: float(k) for c in cols for k, i in enumerate(c)}
     for sweep in range(6):
-        keys = sorted(cols) if sweep % 2 == 0 else sorted(cols, reverse=True)
-        for c in keys:
-            members = cols[c]
+        seq = cols if sweep % 2 == 0 else cols[::-1]
+        for members in seq:
             centre = {
-                i: float(np.mean([y[j] for j in neighbours[i]])) if neighbours[i] else y[i]
+                i: float(np.mean([rank[j] for j in neighbours[i]])) if neighbours[i] else rank[i]
                 for i in members
             }
-            members.sort(key=lambda i: -centre[i])
+            members.sort(key=lambda i: centre[i])
             for k, i in enumerate(members):
-                y[i] = -float(k)
-    spacing = 1.25
-    pos = {i: (float(column[i]), y[i] * spacing) for i in order}
-    max_rows = max((len(c) for c in cols.values()), default=1)
-    return pos, headers, max_rows
+                rank[i] = float(k) - (len(members) - 1) / 2
+    return cols, col_level
+
+
+def _numbered(links: pd.DataFrame, cols: list[list[str]]) -> pd.DataFrame:
+    """The links in reading order (left to right, top to bottom), numbered from 1."""
+    where = {i: (c, k) for c, members in enumerate(cols) for k, i in enumerate(members)}
+    if links.empty:
+        return links.assign(number=pd.Series(dtype=int))
+    keys = [
+        (*where.get(u, (99, 99)), *where.get(d, (99, 99)), str(w or ""))
+        for u, d, w in zip(links["upstream"], links["downstream"], links["where"], strict=True)
+    ]
+    order = sorted(range(len(links)), key=lambda k: keys[k])
+    out = links.iloc[order].copy()
+    out["number"] = range(1, len(out) + 1)
+    return out.reset_index(drop=True)
+
+
+def chain_link_numbers(result: ChainResult, *, structural: bool = False) -> pd.DataFrame:
+    """The links drawn in the diagram, in reading order, with the ``number`` shown on each
+    (the same numbers label the rows of :func:`plot_chain_links`)."""
+    links = _shown_links(result, structural)
+    cols, _ = _columns(result, links)
+    return _numbered(links, cols)
+
+
+class _Measure:
+    """Text extents in inches from a matplotlib renderer (the figure's own)."""
+
+    def __init__(self, fig: Figure) -> None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        FigureCanvasAgg(fig)
+        self.fig = fig
+        self.renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+
+    def size(self, text: str, fontsize: float, weight: str = "normal") -> tuple[float, float]:
+        t = self.fig.text(0, 0, text, fontsize=fontsize, fontweight=weight)
+        bb = t.get_window_extent(self.renderer)
+        t.remove()
+        return bb.width / self.fig.dpi, bb.height / self.fig.dpi
+
+    def words(self, label: str, fontsize: float) -> tuple[list[str], list[float], float]:
+        """The label's words (split at plain spaces only), their widths and a space's width."""
+        words = label.split(" ")
+        space = self.size("a a", fontsize)[0] - self.size("aa", fontsize)[0]
+        return words, [self.size(w, fontsize)[0] for w in words], space
+
+    def wrap(self, label: str, width: float, fontsize: float) -> tuple[str, float, float]:
+        """``label`` wrapped greedily by measured word widths to ``width`` inches, with its
+        measured width and height (falls back to :meth:`fit` if kerning makes it wider)."""
+        words, widths, space = self.words(label, fontsize)
+        n_lines = len(_greedy_lines(words, widths, space, width))
+        # balanced: the narrowest width that keeps as few lines (no lone last word)
+        narrow = min(
+            (
+                w
+                for w in _break_widths(words, widths, space)
+                if w <= width and len(_greedy_lines(words, widths, space, w)) == n_lines
+            ),
+            default=width,
+        )
+        text = "\n".join(_greedy_lines(words, widths, space, narrow))
+        w, h = self.size(text, fontsize)
+        return (text, w, h) if w <= width + 1e-3 else self.fit(label, width, fontsize)
+
+    def fit(self, label: str, width: float, fontsize: float) -> tuple[str, float, float]:
+        """``label`` wrapped between words to at most ``width`` inches (the longest word
+        alone may be wider), with its measured width and height."""
+        seen: set[str] = set()
+        best: tuple[str, float, float] | None = None
+        for chars in range(max(len(label), 1), 0, -1):
+            text = "\n".join(
+                textwrap.wrap(label, chars, break_on_hyphens=False, break_long_words=False)
+            )
+            if text in seen:
+                continue
+            seen.add(text)
+            w, h = self.size(text, fontsize)
+            best = (text, w, h)
+            if w <= width:
+                return best
+        assert best is not None
+        return best
+
+
+def _break_widths(words: Sequence[str], widths: Sequence[float], space: float) -> list[float]:
+    """The widths of every run of consecutive words: the widths at which wrapping changes."""
+    out = []
+    for a in range(len(words)):
+        run = 0.0
+        for b in range(a, len(words)):
+            run += widths[b] + (space if b > a else 0.0)
+            out.append(run)
+    return out
+
+
+def _greedy_lines(
+    words: Sequence[str], widths: Sequence[float], space: float, width: float
+) -> list[str]:
+    """Words filled into lines of at most ``width`` (a word wider than that has its own line)."""
+    lines: list[list[str]] = []
+    current = 0.0
+    for word, w in zip(words, widths, strict=True):
+        if lines and current + space + w <= width:
+            lines[-1].append(word)
+            current += space + w
+        else:
+            lines.append([word])
+            current = w
+    return [" ".join(line) for line in lines]
+
+
+def _pack(tops: list[float], heights: list[float], gap: float, total: float) -> list[float]:
+    """Move boxes of one column as little as possible from ``tops`` (distance from the top)
+    so that they keep their order, ``gap`` apart, within ``[0, total]``."""
+    t = list(tops)
+    n = len(t)
+    for i in range(n):
+        t[i] = max(t[i], 0.0 if i == 0 else t[i - 1] + heights[i - 1] + gap)
+    for i in reversed(range(n)):
+        t[i] = min(t[i], total - heights[i] if i == n - 1 else t[i + 1] - gap - heights[i])
+    for i in range(n):
+        t[i] = max(t[i], 0.0 if i == 0 else t[i - 1] + heights[i - 1] + gap)
+    return t
+
+
+def _column_widths(
+    measure: _Measure,
+    cols: list[list[str]],
+    labels: Mapping[str, str],
+    width: float,
+    size: float,
+    crossing: Sequence[int] = (),
+) -> tuple[list[float], list[float]]:
+    """Box width of each column and the width of each lane between columns.
+
+    A lane is wider when many links cross it (``crossing``: links leaving each column), so
+    that each link's numbered marker finds a free spot on its arrow.
+
+    Each column starts as wide as its longest word; the rest of the width goes, step by step,
+    where it saves the most height per inch: first to the column with the tallest stack of
+    boxes (it sets the figure's height), then to boxes with many lines. The number of lines of
+    a label at a width is estimated from its one-line width (wrapping loses a little at word
+    ends); the labels are wrapped and measured exactly afterwards.
+    """
+    n = len(cols)
+    words = {i: measure.words(labels[i], size) for c in cols for i in c}
+    line_h = measure.size("Ag\nAg", size)[1] - measure.size("Ag", size)[1]
+    least = [max((max(words[i][1]) for i in members), default=0.3) + 2 * _PAD for members in cols]
+    lanes = [
+        min(_LANE_MAX, _LANE_MIN + 0.03 * max(0, (crossing[k] if k < len(crossing) else 0) - 10))
+        for k in range(n - 1)
+    ]
+    avail = width - 2 * _MARGIN - sum(lanes)
+    if sum(least) >= avail:
+        return [w * avail / sum(least) for w in least], lanes
+
+    def lines(i: str, w: float) -> int:
+        return len(_greedy_lines(*words[i], w - 2 * _PAD))
+
+    def stack(c: int, w: float) -> float:
+        return sum(lines(i, w) * line_h + 2 * _PAD for i in cols[c]) + _VGAP * (len(cols[c]) - 1)
+
+    def cost(ws: Sequence[float]) -> float:
+        stacks = [stack(c, w) for c, w in enumerate(ws)]
+        return max(stacks) + 0.3 * sum(stacks) / n
+
+    widths = list(least)
+    budget = avail - sum(widths)
+    while budget > 1e-6:
+        base = cost(widths)
+        best: tuple[float, int, float] | None = None
+        for c, members in enumerate(cols):
+            # the widths at which one of the column's labels would lose a line
+            steps = {
+                wanted + 2 * _PAD + 1e-4
+                for i in members
+                for wanted in _break_widths(*words[i])
+                if wanted + 2 * _PAD > widths[c] + 1e-4
+            }
+            for w in sorted(steps)[:12]:
+                if w - widths[c] > budget or w > 2.4:
+                    break
+                trial = [*widths[:c], w, *widths[c + 1 :]]
+                gain = (base - cost(trial)) / (w - widths[c])
+                if gain > 1e-9 and (best is None or gain > best[0]):
+                    best = (gain, c, w)
+        if best is None:
+            break
+        _, c, w = best
+        budget -= w - widths[c]
+        widths[c] = w
+    if n > 1:
+        # what is left widens the lanes (arrows at a gentler slope), then the boxes
+        extra = min(_LANE_MAX - min(lanes), budget / (n - 1))
+        grown = [min(_LANE_MAX, lane + extra) for lane in lanes]
+        budget -= sum(grown) - sum(lanes)
+        lanes = grown
+    return [w + budget / n for w in widths], lanes
+
+
+def on_line_point(xa: float, ya: float, xb: float, yb: float, x: float) -> tuple[float, float]:
+    """The point of the segment from (xa, ya) to (xb, yb) at abscissa ``x`` (clamped)."""
+    t = min(max((x - xa) / (xb - xa), 0.0), 1.0) if xb != xa else 0.5
+    return xa + t * (xb - xa), ya + t * (yb - ya)
+
+
+def _marker_spot(
+    xa: float,
+    ya: float,
+    xb: float,
+    yb: float,
+    length: float,
+    boxes: Iterable[tuple[float, float, float, float]],
+    placed: Sequence[tuple[float, float]],
+) -> tuple[float, float, bool]:
+    """Where a link's numbered marker goes: on the arrow, clear of every box, of the other
+    markers and of the arrow head, nearest the arrow's middle; when the arrow has no such
+    spot, beside it (above or below, for a leader line); else the least crowded spot."""
+    boxes = list(boxes)
+    r = _MARKER_R
+
+    def clashes(cx: float, cy: float) -> int:
+        hit = sum(
+            cx + r > bx - 0.02
+            and cx - r < bx + bw + 0.02
+            and cy + r > by - 0.02
+            and cy - r < by + bh + 0.02
+            for bx, by, bw, bh in boxes
+        )
+        # markers kept apart as squares: their bounding boxes never overlap either
+        near = sum(max(abs(cx - px), abs(cy - py)) < 2 * r + 0.03 for px, py in placed)
+        return hit + near
+
+    lo, hi = r + 0.04, length - r - 0.14
+    steps = [lo + (hi - lo) * k / 16 for k in range(17)] if hi > lo else [length / 2]
+    steps.sort(key=lambda s: abs(s - length * 0.45))
+    on = [
+        (xa + (xb - xa) * s / max(length, 1e-9), ya + (yb - ya) * s / max(length, 1e-9))
+        for s in steps
+    ]
+    for cx, cy in on:
+        if not clashes(cx, cy):
+            return cx, cy, True
+    for dy in (k * sign * 2.3 * r for k in range(1, 7) for sign in (1, -1)):
+        for cx, cy in on:
+            if not clashes(cx, cy + dy):
+                return cx, cy + dy, False
+    cx, cy = min(on, key=lambda p: clashes(*p))
+    return cx, cy, True
 
 
 def plot_chain(
@@ -1793,17 +2109,25 @@ def plot_chain(
     status: Mapping[str, str] | None = None,
     *,
     ax: Axes | None = None,
-    wrap: int = 22,
+    width: float = CHAIN_WIDTH_IN,
+    fontsize: float = 9.0,
+    status_title: str = "status",
     structural: bool = False,
 ) -> Figure:
     """Draw the results chain: levels as columns, indicators as boxes, links as arrows.
 
     Boxes are coloured by ``status`` (indicator id → ``green``/``amber``/``red`` or a progress
-    verdict such as ``on track``). Links are drawn by their strength: solid where the chain
-    holds (darker and wider for stronger evidence and larger standardised effects), dashed
-    and marked ✕ where it breaks or cannot be confirmed, dotted where the link could not be
-    tested ("not collected" when a table is missing); each tested link carries its estimate
-    and confidence interval.
+    verdict such as ``on track``); an indicator whose table or column is absent is a grey box
+    marked *not collected*. Links are drawn by their strength: solid where the chain holds
+    (wider for a larger standardised effect), dashed in red and listed as breaking where it
+    breaks or cannot be confirmed, dotted where the link could not be tested (finer and lighter
+    when the data were not collected). Each link carries a number: :func:`plot_chain_links`
+    draws the estimate and confidence interval of each numbered link.
+
+    The figure is sized from its content: ``width`` inches wide (the printed width), columns as
+    wide as their labels need, labels wrapped between words to their box, boxes stacked
+    without overlap and the height following the column with the most boxes; every text is
+    ``fontsize`` points or larger at that size.
 
     Parameters
     ----------
@@ -1812,9 +2136,13 @@ def plot_chain(
     status
         Progress status by indicator id (optional; boxes without one are white).
     ax
-        Axes to draw on (a new figure when omitted).
-    wrap
-        Characters per line in the boxes.
+        Axes to draw on (its figure is resized to the diagram); a new figure when omitted.
+    width
+        Width of the figure in inches.
+    fontsize
+        Size of the text in the boxes, markers and legend (points); level names are larger.
+    status_title
+        What the box colours mean in the legend (e.g. ``status in 2024Q4``).
     structural
         Also draw links that no facility × round data can test (indicators measured per
         organisation or outreach site); hidden by default, and counted in the alt text.
@@ -1822,145 +2150,430 @@ def plot_chain(
     Returns
     -------
     matplotlib.figure.Figure
+        Artists carry ids for checks: ``box:<indicator>``, ``label:<indicator>``,
+        ``level:<level>``, ``marker:<number>``, ``number:<number>``, ``arrow:<number>``,
+        ``legend``.
     """
+    from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
+    from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Patch
 
-    status = dict(status or {})
-    links = _shown_links(result, structural)
-    pos, headers, max_rows = _layout(result, links)
-    n_cols = int(max((p[0] for p in pos.values()), default=0)) + 1
-    fig, ax = new_axes(ax, figsize=(max(8.0, 2.5 * n_cols), max(3.5, 1.15 * max_rows + 1.8)))
-    labels = (
-        dict(zip(result.indicators["id"], result.indicators["label"], strict=True))
-        if len(result.indicators)
-        else {}
-    )
-    for level, xc in headers:
-        ax.text(
-            xc, 0.9, level.capitalize(), ha="center", va="bottom", fontsize=11, fontweight="bold"
+    status = {k: str(v) for k, v in (status or {}).items()}
+    shown = _shown_links(result, structural)
+    cols, col_level = _columns(result, shown)
+    links = _numbered(shown, cols)
+    ind = result.indicators
+    labels = dict(zip(ind["id"], ind["label"], strict=True)) if len(ind) else {}
+    missing: dict[str, str] = {}
+    if len(ind) and "not_collected" in ind:
+        missing = {
+            str(i): str(r) for i, r in zip(ind["id"], ind["not_collected"], strict=True) if r
+        }
+    text_of = {i: _unbreakable(labels.get(i, i)) for c in cols for i in c}
+
+    # axes given: drawn on their figure (matplotlib types it Figure | SubFigure)
+    fig: Figure = ax.figure if ax is not None else Figure()  # type: ignore[assignment]
+    fig.set_size_inches(width, 3.0)
+    measure = _Measure(fig)
+    col_of = {i: c for c, members in enumerate(cols) for i in members}
+    crossing = [0] * len(cols)
+    for u in links["upstream"] if len(links) else []:
+        if u in col_of:
+            crossing[col_of[u]] += 1
+    widths, lanes = _column_widths(measure, cols, text_of, width, fontsize, crossing)
+    # wrapped labels and box heights
+    wrapped: dict[str, str] = {}
+    box_h: dict[str, float] = {}
+    for c, members in enumerate(cols):
+        for i in members:
+            label = text_of[i] + (" (not collected)" if i in missing else "")
+            text, _, h = measure.wrap(label, widths[c] - 2 * _PAD, fontsize)
+            wrapped[i], box_h[i] = text, h + 2 * _PAD
+    stack = [sum(box_h[i] for i in m) + _VGAP * (len(m) - 1) for m in cols]
+    body = max(stack, default=0.5)
+    # vertical positions: each column centred, then drawn toward its neighbours' mean height
+    top: dict[str, float] = {}
+    for c, members in enumerate(cols):
+        t = (body - stack[c]) / 2
+        for i in members:
+            top[i] = t
+            t += box_h[i] + _VGAP
+    neighbours: dict[str, list[str]] = {i: [] for i in top}
+    for u, d in zip(links["upstream"], links["downstream"], strict=True) if len(links) else []:
+        if u in top and d in top:
+            neighbours[u].append(d)
+            neighbours[d].append(u)
+    for sweep in range(4):
+        seq = list(enumerate(cols)) if sweep % 2 == 0 else list(enumerate(cols))[::-1]
+        for _c, members in seq:
+            want = []
+            for i in members:
+                if neighbours[i]:
+                    mid = float(np.mean([top[j] + box_h[j] / 2 for j in neighbours[i]]))
+                    want.append(mid - box_h[i] / 2)
+                else:
+                    want.append(top[i])
+            packed = _pack(want, [box_h[i] for i in members], _VGAP, body)
+            top.update(zip(members, packed, strict=True))
+
+    # the legend: link styles and box colours present
+    keys = [k for k in LINK_STYLES if len(links) and k in {_link_key(r) for r in _rows(links)}]
+    handles: list[Any] = []
+    for k in keys:
+        colour, style, words = LINK_STYLES[k]
+        lw = 2.6 if k == "strong" else 1.8 if k == "moderate" else 1.4
+        handles.append(Line2D([], [], color=colour, linestyle=style, lw=lw, label=words))
+    drawn = {i: status.get(i) for i in top}
+    for name in dict.fromkeys(s for i, s in drawn.items() if s and i not in missing):
+        face, edge = STATUS_COLOURS.get(name.lower(), ("white", "#757575"))
+        handles.append(Patch(facecolor=face, edgecolor=edge, label=f"{status_title}: {name}"))
+    if any(s is None and i not in missing for i, s in drawn.items()):
+        handles.append(Patch(facecolor="white", edgecolor="#757575", label=f"{status_title}: none"))
+    if missing:
+        face, edge = NOT_COLLECTED_BOX
+        handles.append(
+            Patch(facecolor=face, edgecolor=edge, linestyle=":", label="indicator not collected")
         )
-    used_status: dict[str, tuple[str, str]] = {}
-    boxes = {}
-    for ind_id, (x, y) in pos.items():
-        st = status.get(ind_id)
-        face, edge = ("white", "#757575")
-        if st:
-            face, edge = STATUS_COLOURS.get(str(st).lower(), (face, edge))
-            used_status[str(st)] = (face, edge)
-        boxes[ind_id] = ax.text(
-            x,
-            y,
-            textwrap.fill(labels.get(ind_id, ind_id), wrap),
-            ha="center",
-            va="center",
-            fontsize=7.5,
-            zorder=3,
-            bbox={
-                "boxstyle": "round,pad=0.35",
-                "facecolor": face,
-                "edgecolor": edge,
-                "linewidth": 1.2,
-            },
-        )
-    for r in _rows(links) if len(links) else []:
-        if r.upstream not in pos or r.downstream not in pos:
-            continue
-        (x0, y0), (x1, y1) = pos[r.upstream], pos[r.downstream]
-        colour, style = _LINK_STYLE[r.strength]
-        width = 1.0
-        if r.status == "estimated" and r.strength in HOLDS and np.isfinite(r.standardized):
-            width = 1.2 + 3.0 * min(abs(float(r.standardized)), 1.0)
-        # the arrow is clipped at both boxes' outlines
-        ax.annotate(
-            "",
-            xy=(x1, y1),
-            xytext=(x0, y0),
-            arrowprops={
-                "arrowstyle": "-|>",
-                "mutation_scale": 11,
-                "color": colour,
-                "linestyle": style,
-                "linewidth": width,
-                "patchA": boxes[r.upstream].get_bbox_patch(),
-                "patchB": boxes[r.downstream].get_bbox_patch(),
-                "shrinkA": 2,
-                "shrinkB": 2,
-            },
-            zorder=2,
-        )
-        # label at the middle of the gap between the boxes' columns (or of the line within one)
-        frac = 0.5 if x1 == x0 else min(max((0.5 * (x0 + x1) - x0) / (x1 - x0), 0.3), 0.7)
-        mx, my = x0 + frac * (x1 - x0), y0 + frac * (y1 - y0)
-        if r.status == "estimated":
-            text = f"{_fmt(r.estimate)} [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]"
-            if r.strength not in HOLDS:
-                text = "✕ " + text
-        else:
-            text = "not collected" if r.reason_kind == "not collected" else "not estimable"
-        ax.text(
-            mx,
-            my,
-            text,
-            ha="center",
-            va="center",
-            fontsize=6,
-            color=colour,
-            zorder=4,
-            fontweight="bold" if r.status == "estimated" and r.strength not in HOLDS else "normal",
-            bbox={
-                "boxstyle": "round,pad=0.12",
-                "facecolor": "white",
-                "edgecolor": "none",
-                "alpha": 0.9,
-            },
-        )
-    handles: list[Any] = [
-        Line2D([], [], color=_LINK_STYLE["strong"][0], lw=3, label="link holds (p < 0.01)"),
-        Line2D([], [], color=_LINK_STYLE["moderate"][0], lw=2, label="link holds (p < 0.05)"),
-        Line2D(
-            [],
-            [],
-            color=_LINK_STYLE["inconclusive"][0],
-            ls="--",
-            lw=1.2,
-            label="✕ no evidence: chain breaks or unconfirmed",
-        ),
-        Line2D(
-            [],
-            [],
-            color=_LINK_STYLE["none"][0],
-            ls="--",
-            lw=1.2,
-            label="✕ no link: practical effects ruled out",
-        ),
-        Line2D(
-            [],
-            [],
-            color=_LINK_STYLE["not_estimable"][0],
-            ls=":",
-            lw=1.2,
-            label="not tested (not collected / too little data)",
-        ),
-    ]
-    handles += [Patch(facecolor=f, edgecolor=e, label=s) for s, (f, e) in used_status.items()]
-    ax.legend(
-        handles=handles,
-        loc="upper center",
-        bbox_to_anchor=(0.5, 0.0),
-        ncol=3,
-        fontsize=7,
-        frameon=False,
-    )
-    lowest = min((y for _, y in pos.values()), default=0.0)
-    ax.set_xlim(-0.6, max(n_cols - 0.4, 0.6))
-    ax.set_ylim(lowest - 0.7, 1.4)
+    legend_rows = math.ceil(len(handles) / 2)
+    line_h = fontsize * 1.45 / 72
+    legend_h = legend_rows * line_h + 0.12
+    height = _MARGIN + _HEADER_H + body + 0.22 + legend_h + _MARGIN
+    fig.set_size_inches(width, height)
+    if ax is None:
+        ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+    else:
+        ax.set_position((0.0, 0.0, 1.0, 1.0))
+    ax.set_xlim(0, width)
+    ax.set_ylim(0, height)
     ax.axis("off")
-    ax.set_title(
-        "Results chain — change in the downstream indicator per unit of the upstream [95% CI]",
-        fontsize=9,
-    )
+    y0 = height - _MARGIN - _HEADER_H  # top of the boxes
+
+    # columns' x and the level names
+    x_left: list[float] = []
+    x = _MARGIN
+    for c, w in enumerate(widths):
+        x_left.append(x)
+        x += w + (lanes[c] if c < len(lanes) else 0.0)
+    spans: dict[str, list[int]] = {}
+    for c, level in enumerate(col_level):
+        spans.setdefault(level, []).append(c)
+    for level, cs in spans.items():
+        left, right = x_left[cs[0]], x_left[cs[-1]] + widths[cs[-1]]
+        ax.text(
+            (left + right) / 2,
+            height - _MARGIN - _HEADER_H / 2,
+            level.capitalize(),
+            ha="center",
+            va="center",
+            fontsize=fontsize + 1.5,
+            fontweight="bold",
+            gid=f"level:{level}",
+        )
+    # boxes
+    rect: dict[str, tuple[float, float, float, float]] = {}  # x0, y0 (bottom), w, h
+    for c, members in enumerate(cols):
+        for i in members:
+            h = box_h[i]
+            bx, by = x_left[c], y0 - top[i] - h
+            rect[i] = (bx, by, widths[c], h)
+            st = drawn.get(i)
+            face, edge = ("white", "#757575")
+            style = "-"
+            if i in missing:
+                (face, edge), style = NOT_COLLECTED_BOX, ":"
+            elif st:
+                face, edge = STATUS_COLOURS.get(st.lower(), (face, edge))
+            ax.add_patch(
+                FancyBboxPatch(
+                    (bx, by),
+                    widths[c],
+                    h,
+                    boxstyle="round,pad=0,rounding_size=0.05",
+                    facecolor=face,
+                    edgecolor=edge,
+                    linewidth=1.2,
+                    linestyle=style,
+                    zorder=3,
+                    gid=f"box:{i}",
+                )
+            )
+            ax.text(
+                bx + widths[c] / 2,
+                by + h / 2,
+                wrapped[i],
+                ha="center",
+                va="center",
+                fontsize=fontsize,
+                zorder=4,
+                gid=f"label:{i}",
+                color="#555555" if i in missing else "black",
+                fontstyle="italic" if i in missing else "normal",
+            )
+    # ports: the arrows leaving (entering) a box are spread down its right (left) edge
+    port_out: dict[int, float] = {}
+    port_in: dict[int, float] = {}
+    drawable = [r for r in _rows(links)] if len(links) else []
+    drawable = [r for r in drawable if r.upstream in rect and r.downstream in rect]
+
+    def centre_y(i: str) -> float:
+        return rect[i][1] + rect[i][3] / 2
+
+    for own, other, ports in (
+        ("upstream", "downstream", port_out),
+        ("downstream", "upstream", port_in),
+    ):
+        by_box: dict[str, list[Any]] = {}
+        for r in drawable:
+            by_box.setdefault(getattr(r, own), []).append(r)
+        for i, rs in by_box.items():
+            rs.sort(key=lambda r: (-centre_y(getattr(r, other)), r.number))
+            bx, by, bw, bh = rect[i]
+            for slot, r in enumerate(rs):
+                ports[int(r.number)] = by + bh * (0.85 - 0.7 * (slot + 1) / (len(rs) + 1))
+    # arrows, then their numbered markers where they overlap nothing
+    placed: list[tuple[float, float]] = []
+    for r in drawable:
+        n = int(r.number)
+        key = _link_key(r)
+        colour, style, _ = LINK_STYLES[key]
+        lw = 1.3
+        if key in HOLDS and np.isfinite(r.standardized):
+            lw = 1.4 + 2.6 * min(abs(float(r.standardized)), 1.0)
+        xa = rect[r.upstream][0] + rect[r.upstream][2]
+        xb = rect[r.downstream][0]
+        ya, yb = port_out[n], port_in[n]
+        ax.add_patch(
+            FancyArrowPatch(
+                (xa, ya),
+                (xb, yb),
+                arrowstyle="-|>",
+                mutation_scale=9 + lw,
+                color=colour,
+                linestyle=style,
+                linewidth=lw,
+                shrinkA=0,
+                shrinkB=0,
+                zorder=2,
+                gid=f"arrow:{n}",
+            )
+        )
+        length = math.hypot(xb - xa, yb - ya)
+        cx, cy, on_line = _marker_spot(xa, ya, xb, yb, length, rect.values(), placed)
+        placed.append((cx, cy))
+        if not on_line:
+            # no free spot on the arrow itself: the marker sits beside it, on a leader line
+            sx, sy = on_line_point(xa, ya, xb, yb, cx)
+            ax.plot([sx, cx], [sy, cy], color=colour, linewidth=0.8, zorder=4)
+        holds = key in HOLDS
+        ax.add_patch(
+            Circle(
+                (cx, cy),
+                _MARKER_R,
+                facecolor=colour if holds else "white",
+                edgecolor=colour,
+                linewidth=1.2,
+                zorder=5,
+                gid=f"marker:{n}",
+            )
+        )
+        ax.text(
+            cx,
+            cy,
+            str(n),
+            ha="center",
+            va="center_baseline",
+            fontsize=fontsize,
+            fontweight="bold",
+            color="white" if holds else colour,
+            zorder=6,
+            gid=f"number:{n}",
+        )
+    if handles:
+        leg = ax.legend(
+            handles=handles,
+            loc="upper center",
+            bbox_to_anchor=(width / 2, _MARGIN + legend_h),
+            bbox_transform=ax.transData,
+            ncol=2,
+            fontsize=fontsize,
+            frameon=False,
+            handlelength=2.6,
+            columnspacing=1.2,
+            borderaxespad=0.0,
+            borderpad=0.0,
+        )
+        leg.set_gid("legend")
     return fig
+
+
+def plot_chain_links(
+    result: ChainResult,
+    *,
+    width: float = CHAIN_WIDTH_IN,
+    fontsize: float = 9.0,
+    structural: bool = False,
+) -> Figure:
+    """The estimate and confidence interval of every link of :func:`plot_chain`, by number.
+
+    One row per link drawn in the diagram: its number and words (with the issue category),
+    then its standardised effect — the change in the downstream indicator, in its
+    within-facility standard deviations, per standard deviation of the upstream — turned so
+    that positive means progress carried through (a fall in stock-outs after issues were
+    resolved counts as positive), with its confidence interval; links not tested show the
+    reason in short ("not collected: no issues table", "not tested: too little data").
+    Standardised effects put links between indicators in different units on one scale.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Row texts carry the ids ``row:<number>`` (and ``reason:<number>``), the chart ``axes``.
+    """
+    from matplotlib.figure import Figure
+
+    links = chain_link_numbers(result, structural=structural)
+    fig = Figure(figsize=(width, 2.0))
+    measure = _Measure(fig)
+    left_w = width * 0.55
+    num_w = 0.3
+    chart_x0 = left_w + 0.15
+    chart_w = width - chart_x0 - 0.2
+    rows = []
+    for r in _rows(links) if len(links) else []:
+        label = f"{r.upstream_label} → {r.downstream_label}"
+        cat = _category(r.where)
+        if cat:
+            label = (
+                f"{r.upstream_label} (issues about {_CATEGORY_WORDS.get(cat, cat)}) → "
+                f"{r.downstream_label}"
+            )
+        text, _, h = measure.wrap(label, left_w - num_w - _MARGIN, fontsize)
+        reason = ""
+        if r.status != "estimated":
+            # the short reason (the alt text and the report's list give the whole one)
+            why = str(r.reason)
+            if not why.startswith("not collected"):
+                why = "not tested: too little data"
+            reason, _, h2 = measure.wrap(why, chart_w - 0.1, fontsize)
+            h = max(h, h2)
+        rows.append((r, text, reason, h + 0.1))
+    body = sum(h for *_, h in rows) or 0.4
+    bottom = 0.75  # ticks and the axis label
+    height = _MARGIN + body + bottom
+    fig.set_size_inches(width, height)
+    bg = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+    bg.set_xlim(0, width)
+    bg.set_ylim(0, height)
+    bg.axis("off")
+    chart = fig.add_axes(
+        (chart_x0 / width, bottom / height, chart_w / width, body / height), gid="axes"
+    )
+    chart.set_ylim(body, 0)
+    chart.set_yticks([])
+    chart.patch.set_alpha(0.0)  # the row bands show through
+    for spine in ("left", "right", "top"):
+        chart.spines[spine].set_visible(False)
+    values = []
+    for r, *_ in rows:
+        if r.status == "estimated" and np.isfinite(r.standardized):
+            s = float(r.expected_sign)
+            values += [s * r.standardized, s * r.standardized_ci_low, s * r.standardized_ci_high]
+    lo = min([*values, 0.0])
+    hi = max([*values, 0.0])
+    span = (hi - lo) or 1.0
+    chart.set_xlim(lo - 0.06 * span, hi + 0.06 * span)
+    chart.axvline(0, color="#9e9e9e", linewidth=0.9, zorder=1)
+    y = 0.0
+    for k, (r, text, reason, h) in enumerate(rows):
+        mid = y + h / 2
+        if k % 2 == 0:
+            bg.axhspan(
+                height - _MARGIN - y - h, height - _MARGIN - y, color="#f4f6f8", zorder=0, lw=0
+            )
+        key = _link_key(r)
+        colour, style, _ = LINK_STYLES[key]
+        bg.text(
+            _MARGIN,
+            height - _MARGIN - mid,
+            str(int(r.number)),
+            ha="left",
+            va="center",
+            fontsize=fontsize,
+            fontweight="bold",
+            color=colour,
+        )
+        bg.text(
+            _MARGIN + num_w,
+            height - _MARGIN - mid,
+            text,
+            ha="left",
+            va="center",
+            fontsize=fontsize,
+            gid=f"row:{int(r.number)}",
+        )
+        if reason:
+            chart.text(
+                0.05 / chart_w,
+                mid,
+                reason,
+                transform=chart.get_yaxis_transform(),
+                ha="left",
+                va="center",
+                fontsize=fontsize,
+                fontstyle="italic",
+                color="#555555",
+                gid=f"reason:{int(r.number)}",
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1.0},
+            )
+        elif np.isfinite(r.standardized):
+            s = float(r.expected_sign)
+            a, b = sorted((s * r.standardized_ci_low, s * r.standardized_ci_high))
+            chart.plot([a, b], [mid, mid], color=colour, linestyle=style, linewidth=2.0)
+            chart.plot(
+                [s * r.standardized],
+                [mid],
+                marker="o",
+                markersize=6,
+                color=colour,
+                markerfacecolor=colour if key in HOLDS else "white",
+                markeredgewidth=1.5,
+            )
+        y += h
+    chart.tick_params(axis="x", labelsize=fontsize)
+    chart.set_xlabel(
+        "Standardised effect with 95% CI (SD per SD; > 0: progress carried through)",
+        fontsize=fontsize,
+    )
+    chart.xaxis.label.set_wrap(False)
+    label_text, _, _ = measure.fit(chart.get_xlabel(), chart_w + 0.15, fontsize)
+    chart.set_xlabel(label_text, fontsize=fontsize)
+    return fig
+
+
+def chain_links_alt_text(result: ChainResult, *, structural: bool = False) -> str:
+    """Alternative text for :func:`plot_chain_links`: each numbered link's standardised
+    effect (positive = progress carried through) and interval, or why it was not tested."""
+    links = chain_link_numbers(result, structural=structural)
+    parts = [
+        f"Chart of the estimated strength of the {len(links)} links drawn in the results-chain "
+        "diagram: standardised effect (standard deviations of the downstream indicator per "
+        "standard deviation of the upstream, positive when progress carried through) with its "
+        "95% confidence interval."
+    ]
+    for r in _rows(links) if len(links) else []:
+        head = f"Link {int(r.number)}, {r.upstream_label} to {r.downstream_label}"
+        cat = _category(r.where)
+        if cat:
+            head += f" (issues about {_CATEGORY_WORDS.get(cat, cat)})"
+        if r.status == "estimated" and np.isfinite(r.standardized):
+            s = float(r.expected_sign)
+            a, b = sorted((s * r.standardized_ci_low, s * r.standardized_ci_high))
+            parts.append(
+                f"{head}: {s * r.standardized:+.2f} (95% CI {a:+.2f} to {b:+.2f}), "
+                f"{STRENGTHS[r.strength]}."
+            )
+        else:
+            parts.append(f"{head}: not tested ({r.reason}).")
+    return " ".join(parts)
 
 
 def chain_alt_text(
@@ -1984,27 +2597,39 @@ def chain_alt_text(
     from clm_research.framework import LEVELS
 
     status = dict(status or {})
-    links = _shown_links(result, structural)
+    links = chain_link_numbers(result, structural=structural)
     used = set(links["upstream"]) | set(links["downstream"]) if len(links) else set()
     ind = (
         result.indicators[result.indicators["id"].isin(used)]
         if len(result.indicators)
         else result.indicators
     )
+    missing = (
+        {str(i) for i, r in zip(ind["id"], ind["not_collected"], strict=True) if r}
+        if len(ind) and "not_collected" in ind
+        else set()
+    )
     parts = [
         f"Diagram of the results chain: {len(ind)} indicators in columns from inputs to impact "
-        f"and {len(links)} links between them, each drawn with its estimated strength."
+        f"and {len(links)} numbered links between them, each drawn with its estimated strength."
     ]
     for level in LEVELS:
         members = ind[ind["level"] == level] if len(ind) else ind
         if len(members):
             items = ", ".join(
-                str(r.label) + (f" (status: {status[r.id]})" if r.id in status else "")
+                str(r.label)
+                + (
+                    " (not collected)"
+                    if r.id in missing
+                    else f" (status: {status[r.id]})"
+                    if r.id in status
+                    else ""
+                )
                 for r in _rows(members)
             )
             parts.append(f"{level.capitalize()}: {items}.")
     for r in _rows(links) if len(links) else []:
-        head = f"{r.upstream_label} to {r.downstream_label}"
+        head = f"Link {int(r.number)}, {r.upstream_label} to {r.downstream_label}"
         cat = _category(r.where)
         if cat:
             head += f" (issues about {_CATEGORY_WORDS.get(cat, cat)})"

@@ -130,6 +130,8 @@ PRINT_CSS = """
   .clm-banner nav { display: none; }
   .clm-chapter { break-before: page; border-top: none; margin-top: 0; }
   .clm-chapter.first { break-before: auto; }
+  /* a section that starts a page on paper (a notebook marks it with an empty div) */
+  .clm-new-page { break-before: page; }
   #provenance { break-before: page; }
   .jp-RenderedHTMLCommon table.clm-table { font-size: 8.5pt; }
   .jp-RenderedHTMLCommon table.clm-table th, .jp-RenderedHTMLCommon table.clm-table td {

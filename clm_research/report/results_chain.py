@@ -26,6 +26,7 @@ __all__ = [
     "chain_result",
     "progress_status",
     "chain_figure",
+    "chain_links_figure",
     "chain_alt_text",
     "chain_paragraph",
     "chain_links",
@@ -51,13 +52,49 @@ def progress_status(country: str, period: str) -> dict[str, str]:
 
 
 def chain_figure(country: str, period: str, seed: int) -> ReportFigure:
-    """The results-chain diagram, boxes coloured by their status in ``period``, with its
-    alternative text (:func:`chain_alt_text`)."""
-    from clm_research.report.figures import ReportFigure
+    """The results-chain diagram, boxes coloured by their status in ``period``, numbered links
+    drawn by strength, with its alternative text (:func:`chain_alt_text`) and a caption saying
+    how to read it."""
+    from clm_research.evaluation.chain import plot_chain
+    from clm_research.report.figures import FIGURE_WIDTH_IN, MIN_FONT_PT, ReportFigure
 
     status = progress_status(country, period)
     result = chain_result(country, seed)
-    return ReportFigure(result.plot(status=status), result.alt_text(status=status))
+    fig = plot_chain(
+        result,
+        status,
+        width=FIGURE_WIDTH_IN,
+        fontsize=MIN_FONT_PT,
+        status_title=f"status in {period}",
+    )
+    caption = (
+        "Boxes: the framework's indicators by level, coloured by their red/amber/green status "
+        f"in {period} (the framework's thresholds). Arrows: the declared links, drawn solid "
+        "where the chain holds (wider for a larger effect), dashed red with ✕ in the legend "
+        "where it breaks or cannot be confirmed, dotted where the link could not be tested. "
+        "The numbers refer to the chart of link strengths below."
+    )
+    return ReportFigure(fig, result.alt_text(status=status), caption)
+
+
+def chain_links_figure(country: str, seed: int) -> ReportFigure:
+    """The estimate and 95% confidence interval of each numbered link of :func:`chain_figure`
+    (standardised, positive = progress carried through), or why it was not tested."""
+    from clm_research.evaluation.chain import chain_links_alt_text, plot_chain_links
+    from clm_research.report.figures import FIGURE_WIDTH_IN, MIN_FONT_PT, ReportFigure
+
+    result = chain_result(country, seed)
+    caption = (
+        "Standardised effect: the change in the downstream indicator, in its standard "
+        "deviations within facilities, per standard deviation of upstream progress, turned so "
+        "that positive means the progress carried through (e.g. fewer stock-outs after "
+        "stock-out issues were resolved). An interval crossing zero: no evidence of a link."
+    )
+    return ReportFigure(
+        plot_chain_links(result, width=FIGURE_WIDTH_IN, fontsize=MIN_FONT_PT),
+        chain_links_alt_text(result),
+        caption,
+    )
 
 
 def chain_alt_text(country: str, period: str, seed: int) -> str:
@@ -81,15 +118,27 @@ def untested_links(country: str, seed: int) -> pd.DataFrame:
 
 
 def untested_markdown(country: str, seed: int) -> str:
-    """The untested links as a Markdown list ("not collected" where a table or column is
-    absent), or a sentence saying every declared link was tested."""
+    """The untested links as a Markdown list, numbered as in the diagram ("not collected"
+    where a table or column is absent), or a sentence saying every drawn link was tested."""
+    from clm_research.evaluation.chain import chain_link_numbers
+
     result = chain_result(country, seed)
-    links = result.links[result.links["status"] != "estimated"]
+    links = chain_link_numbers(result)
+    links = links[links["status"] != "estimated"]
+    hidden = int((result.links["reason_kind"] == "not per facility and round").sum())
+    lines = []
     if links.empty:
-        return "Every link of the results chain could be tested with this country's data."
-    lines = ["Links that could not be tested here, and why:"]
-    for up, down, reason in zip(
-        links["upstream_label"], links["downstream_label"], links["reason"], strict=True
-    ):
-        lines.append(f"- {up} → {down}: {reason}")
+        lines.append("Every link drawn in the diagram could be tested with this country's data.")
+    else:
+        lines.append("Links that could not be tested here, and why:")
+        for r in links.itertuples():
+            lines.append(
+                f"- Link {r.number}, {r.upstream_label} → {r.downstream_label}: {r.reason}"
+            )
+    if hidden:
+        lines.append(
+            f"\n{hidden} further declared links start from indicators measured per "
+            "implementing organisation, outreach site or once per facility; facility-round data "
+            "cannot test them, so they are not drawn."
+        )
     return "\n".join(lines)
