@@ -221,7 +221,10 @@ FACILITIES = Table(
             "string",
             "Stable facility id",
             required=True,
-            pattern=r"^[A-Z]{2}-F\d{3,5}$",
+            # ids as programmes have them: DHIS2 org-unit uids (11 letters and digits), Kenya
+            # Master Facility List codes (digits), the demo's XA-F001, or names where a
+            # programme has no codes (Malawi's districts report as units: "Nkhata Bay")
+            pattern=r"^\w[\w .,'()/:#-]{0,79}$",
         ),
         # Name, place, type and ownership describe a facility; a facility list that lacks one
         # (a list derived from survey answers, a DHIS2 org-unit export without groups) still

@@ -2,7 +2,7 @@
 join on normalised names and list the districts they cannot place.
 
 Checked against the real Malawi boundaries of the Naomi HIV model's demo data
-(``tests/data/malawi/demo_areas.geojson``, MIT, see its LICENSE): 69 features on five levels
+(``data/examples/malawi/demo_areas.geojson``, MIT, see its LICENSE): 69 features on five levels
 (0 country, 1 regions, 2 zones, 3 districts, 4 districts with the four cities apart). The
 counts per level are read off the file with the json module, not from the code under test.
 """
@@ -23,7 +23,9 @@ from clm_research.framework import load_framework
 from clm_research.report.boundaries import country_boundaries, normalise_name, read_boundaries
 from clm_research.report.services import choropleth
 
-GEOJSON = Path(__file__).parent / "data" / "malawi" / "demo_areas.geojson"
+GEOJSON = (
+    Path(__file__).resolve().parents[1] / "data" / "examples" / "malawi" / "demo_areas.geojson"
+)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +107,7 @@ def test_params_name_the_boundaries(tmp_path: Path) -> None:
         baseline_round="2016Q4",
         period="2018Q4",
         boundaries={  # type: ignore[arg-type]
-            "file": "tests/data/malawi/demo_areas.geojson",
+            "file": "data/examples/malawi/demo_areas.geojson",
             "district_property": "area_name",
             "filter": "area_level == 4",
         },

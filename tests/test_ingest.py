@@ -148,7 +148,7 @@ def test_kenya_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         i + 2
         for i in range(len(body))
         # a blank sex or services answer is a declined or skipped question, not a fault
-        if (sex[i] and sex[i] not in ("Female", "Male")) or not facility[i]
+        if (sex[i] and sex[i] not in ("Female", "Male", "Adolescent Girl/Boy")) or not facility[i]
     } | dup_rows
 
     report = ingest_country("KE", mapping=KENYA_MAPPING, raw_folder=REF, as_of="2024-03-31")
@@ -164,7 +164,7 @@ def test_kenya_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for r in dup_rows:
         assert "duplicate_key:submission" in reasons[r]
     for i, s in enumerate(sex):
-        if s and s not in ("Female", "Male"):
+        if s and s not in ("Female", "Male", "Adolescent Girl/Boy"):
             assert "allowed_values:sex" in reasons[i + 2]
         if not s:
             assert "sex" not in reasons.get(i + 2, "")

@@ -40,7 +40,11 @@ def test_every_row_accounted_for(malawi: Run) -> None:
     _, inputs, report = malawi
     rows = export_rows()
     district_years = {(r["area_name"], r["year"]) for r in rows}
-    (info,) = inputs
+    # the file is read twice: the routine rows, and the districts as the facility list
+    info = next(i for i in inputs if i.table == "routine")
+    units = next(i for i in inputs if i.table == "facilities")
+    assert units.aggregate["rows_out"] == len({r["area_name"] for r in rows}) == 32
+    assert report.tables["facilities"].accepted == 32
     assert info.rows == len(rows) == 830
     assert info.filter == "sex == 'both'" and info.filtered_rows == 0  # one sex level: 'both'
     assert info.rows == info.filtered_rows + info.aggregate["rows_in"]
@@ -105,7 +109,7 @@ def test_manifest_counts_filter_and_aggregation(
     monkeypatch.setenv("CLM_DATA_DIR", str(tmp_path / "data"))
     report = ingest_country("MW", mapping=MAPPING, raw_folder=DATA, as_of="2024-06-30")
     manifest = json.loads((tmp_path / "data" / "processed" / "MW" / "manifest.json").read_text())
-    (entry,) = manifest["inputs"]
+    entry = next(e for e in manifest["inputs"] if e["table"] == "routine")
     assert entry["filter"] == "sex == 'both'" and entry["filtered_rows"] == 0
     assert entry["aggregate"]["rows_in"] == 830 and entry["aggregate"]["rows_out"] == 415
     assert entry["not_collected"] == ["interruptions", "prep_new", "tests", "positives"]

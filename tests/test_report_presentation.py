@@ -235,6 +235,24 @@ def test_the_headline_names_what_the_scorecard_says(scorecard: pd.DataFrame) -> 
     assert "Improved with CLM:</b> Clients who received their viral-load result." in box
 
 
+def test_the_headline_without_any_comparison_does_not_claim_no_improvement(
+    scorecard: pd.DataFrame,
+) -> None:
+    # a country with routine data only (no CLM and comparison facilities): nothing was
+    # evaluated, so "no indicator improved" or "worse: none" would be claims without evidence
+    from clm_research.evaluation.effects import EFFECT_VERDICTS
+    from clm_research.report.summary import headline, headline_html
+
+    card = scorecard.reset_index()
+    card["verdict"] = EFFECT_VERDICTS["not_evaluated"]
+    text = headline(card)
+    assert text.startswith("No effect of CLM could be evaluated.")
+    assert "improved" not in text and "worse" not in text
+    assert f"{len(card)} indicators without a comparison group" in text
+    box = headline_html(card, "Malawi", "2019Q4")
+    assert "No effect of CLM could be evaluated" in box and "Worse with CLM" not in box
+
+
 # ------------------------------------------------------------------ synthesis
 
 

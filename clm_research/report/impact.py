@@ -21,7 +21,7 @@ from clm_research.report.format import (
     format_p,
     ratio_text,
 )
-from clm_research.report.services import trend_figure
+from clm_research.report.services import district_map, trend_figure
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,6 +33,7 @@ __all__ = [
     "impact_effects",
     "impact_effects_table",
     "impact_trends",
+    "impact_map",
     "routine_did",
     "routine_did_display",
     "interrupted_time_series",
@@ -63,6 +64,14 @@ def impact_trends(country: str) -> ReportFigure | str:
     """Routine impact indicators by quarter, CLM vs comparison facilities."""
     ids = [i.id for i in framework_of(country).by_level("impact")]
     return trend_figure(country, ids[:4], by_arm=True)
+
+
+def impact_map(
+    country: str, period: str, indicator_id: str = "viral_suppression"
+) -> ReportFigure | str:
+    """A routine impact indicator by district at ``period`` (the services chapter's map rules:
+    district boundaries only, suppressed districts hatched), or the note saying why not."""
+    return district_map(country, indicator_id, period)
 
 
 def routine_did(country: str, indicator_id: str = "viral_suppression") -> pd.DataFrame:

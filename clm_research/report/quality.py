@@ -34,6 +34,9 @@ __all__ = [
     "gate_display",
     "quarantine_by_rule",
     "quarantine_display",
+    "QUARANTINE_LISTED",
+    "quarantined_rows",
+    "quarantined_rows_display",
     "dqr_scorecard",
     "dqr_summary",
     "dqr_facilities",
@@ -206,6 +209,77 @@ def quarantine_display(by_rule: pd.DataFrame) -> PresentationTable | str:
             ]
         )
     t.note("A row breaking several rules is counted under each.")
+    return t
+
+
+#: Tables whose quarantined rows are listed one by one: facility- and organisation-level
+#: records, identified by public keys. Rows about people (interviews, outreach) and issue
+#: records are counted by rule only.
+QUARANTINE_LISTED: tuple[str, ...] = ("facilities", "organisations", "observations", "routine")
+
+
+def quarantined_rows(country: str, tables: tuple[str, ...] = QUARANTINE_LISTED) -> pd.DataFrame:
+    """The quarantined rows of ``tables``: table, the row's key, failed rules, source file and row.
+
+    Only the key and where the row came from, never its values: a reader can find the record
+    in the export and correct it, and no count withheld from the report's tables is shown.
+    """
+    import pandas as pd
+
+    rows = []
+    for name in tables:
+        path = quarantine_dir(country) / f"{name}.parquet"
+        if not path.is_file():
+            continue
+        key = [c for c in TABLES[name].primary_key]
+        q = pd.read_parquet(path)
+        for r in q.to_dict("records"):
+            rows.append(
+                {
+                    "table": name,
+                    "key": " · ".join(
+                        str(r.get(c)) if r.get(c) is not None and r.get(c) == r.get(c) else "?"
+                        for c in key
+                    ),
+                    "failed_rules": str(r.get("failed_rules") or ""),
+                    "source_file": str(r.get("source_file") or ""),
+                    "source_row": r.get("source_row"),
+                }
+            )
+    return pd.DataFrame(rows, columns=["table", "key", "failed_rules", "source_file", "source_row"])
+
+
+def quarantined_rows_display(rows: pd.DataFrame, limit: int = 40) -> PresentationTable | str:
+    """:func:`quarantined_rows` in words, the first ``limit`` rows (all are in the saved table)."""
+    if rows.empty:
+        return "No facility-level row was quarantined."
+    t = PresentationTable(
+        [
+            Column("Table", align="left", wrap=True),
+            Column("Record (key)", align="left", wrap=True),
+            Column("Rules broken", align="left", wrap=True),
+            Column("Source (file, row)", align="left", wrap=True),
+        ]
+    )
+    for r in rows.head(limit).itertuples(index=False):
+        rules = []
+        for rule in str(r.failed_rules).split(";"):
+            if rule:
+                name, _, column = rule.partition(":")
+                what = RULES.get(name, name.replace("_", " "))
+                rules.append(f"{what} ({column.replace('+', ', ')})" if column else what)
+        where = (
+            f"{r.source_file}, row {int(r.source_row)}"
+            if r.source_row == r.source_row
+            else r.source_file
+        )
+        t.add_row([_table_name(str(r.table)), str(r.key), "; ".join(rules), where])
+    if len(rows) > limit:
+        t.note(f"The first {limit} of {len(rows)} rows; all are in tables/quarantined_rows.csv.")
+    t.note(
+        "Rows are named by their key and place in the export, not their values; correct them "
+        "in the export and ingest again."
+    )
     return t
 
 

@@ -466,10 +466,13 @@ def headline(scorecard: pd.DataFrame) -> str:
     """
     p = _headline_parts(scorecard)
     sentences = []
+    evaluated = p["improved"] or p["worse"] or p["null"]
     if p["improved"]:
         sentences.append(f"CLM facilities improved {_join(p['improved'])}")
-    else:
+    elif evaluated:
         sentences.append("No indicator improved clearly with CLM")
+    else:  # nothing to compare (e.g. routine data without CLM and comparison facilities)
+        sentences.append("No effect of CLM could be evaluated")
     if p["worse"]:
         sentences.append(f"worse with CLM: {_join(p['worse'])}")
     if p["null"]:
@@ -496,17 +499,24 @@ def headline_html(scorecard: pd.DataFrame, country_name: str = "", period: str =
         return esc(_join(p[key]))
 
     lines = []
+    evaluated = p["improved"] or p["worse"] or p["null"]
     if p["improved"]:
         lines.append(
             f'<li class="verdict-improved"><b>▲ Improved with CLM:</b> {names("improved")}.</li>'
         )
-    else:
+    elif evaluated:
         lines.append('<li class="verdict-null"><b>No indicator improved clearly with CLM.</b></li>')
-    lines.append(
-        f'<li class="verdict-worse"><b>▼ Worse with CLM:</b> {names("worse")}.</li>'
-        if p["worse"]
-        else '<li class="verdict-worse-none"><b>▼ Worse with CLM:</b> none.</li>'
-    )
+    else:
+        lines.append(
+            '<li class="verdict-none"><b>○ No effect of CLM could be evaluated:</b> no '
+            "indicator has both CLM and comparison facilities.</li>"
+        )
+    if evaluated:
+        lines.append(
+            f'<li class="verdict-worse"><b>▼ Worse with CLM:</b> {names("worse")}.</li>'
+            if p["worse"]
+            else '<li class="verdict-worse-none"><b>▼ Worse with CLM:</b> none.</li>'
+        )
     if p["null"]:
         lines.append(f'<li class="verdict-null"><b>● No clear change:</b> {names("null")}.</li>')
     met = int((scorecard["target_status"] == "target met").sum())
