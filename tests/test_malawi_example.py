@@ -116,3 +116,18 @@ def test_manifest_counts_filter_and_aggregation(
     t = manifest["tables"]["routine"]
     assert t["accepted"] + t["quarantined"] == entry["aggregate"]["rows_out"]
     assert "830 rows combined into 415" in report.summary()
+    # the report's data-quality chapter lists each quarantined district-year by key and row
+    from clm_research.report.quality import quarantined_rows, quarantined_rows_display
+
+    faulty = {
+        f"{r['area_name']} · {r['year']}-12"
+        for r in export_rows()
+        if r["vl_tested_12mos"]
+        and r["vl_suppressed_12mos"]
+        and float(r["vl_suppressed_12mos"]) > float(r["vl_tested_12mos"])
+    }
+    listed = quarantined_rows("MW")
+    assert set(listed["key"]) == faulty and len(listed) == len(faulty) == 9
+    shown = quarantined_rows_display(listed).html()
+    assert "Dowa · 2016-12" in shown and "demo_art_number.csv, row " in shown
+    assert "767" not in shown  # keys and rows only, never the values

@@ -261,19 +261,16 @@ def quarantined_rows_display(rows: pd.DataFrame, limit: int = 40) -> Presentatio
             Column("Source (file, row)", align="left", wrap=True),
         ]
     )
-    for r in rows.head(limit).itertuples(index=False):
+    for r in rows.head(limit).to_dict("records"):
         rules = []
-        for rule in str(r.failed_rules).split(";"):
+        for rule in str(r["failed_rules"]).split(";"):
             if rule:
                 name, _, column = rule.partition(":")
                 what = RULES.get(name, name.replace("_", " "))
                 rules.append(f"{what} ({column.replace('+', ', ')})" if column else what)
-        where = (
-            f"{r.source_file}, row {int(r.source_row)}"
-            if r.source_row == r.source_row
-            else r.source_file
-        )
-        t.add_row([_table_name(str(r.table)), str(r.key), "; ".join(rules), where])
+        line = r["source_row"]
+        where = str(r["source_file"]) + (f", row {int(line)}" if line == line else "")
+        t.add_row([_table_name(str(r["table"])), str(r["key"]), "; ".join(rules), where])
     if len(rows) > limit:
         t.note(f"The first {limit} of {len(rows)} rows; all are in tables/quarantined_rows.csv.")
     t.note(
