@@ -48,6 +48,7 @@ from clm_research.schema import TABLES
 
 __all__ = [
     "IngestReport",
+    "finish_publication",
     "ingest_country",
     "validate_country",
     "write_outputs",
@@ -145,6 +146,7 @@ def _stage_gate_write(
     if not write:
         return _stage_gate(country, mapping, raw_folder, as_of_ts, share, use_gx, data_docs)[0]
     with country_lock(country, command="clm ingest"):
+        finish_publication(country)
         for folder in (processed_dir(country), quarantine_dir(country), rejected_dir(country)):
             clean_leftovers(folder.parent)
         clean_leftovers(rejected_dir(country))
@@ -321,15 +323,33 @@ def write_outputs(
             write_data_docs(
                 country, report.docs_records or [], new_docs, created=report.docs_created
             )
-        swap_folder(stage / "processed", pdir)
+        swaps = [(stage / "processed", pdir)]
         if new_q.is_dir():
-            swap_folder(new_q, qdir)
+            swaps.append((new_q, qdir))
         if docs is not None and new_docs is not None:
-            swap_folder(new_docs, docs.parent)
+            swaps.append((new_docs, docs.parent))
+        # The three folders cannot be exchanged in one step: a journal of the swaps lets the
+        # next ingestion or run finish them (:func:`finish_publication`) if this process dies
+        # between two, so processed tables never stand beside another run's quarantine.
+        journal = _journal_path(country)
+        write_json(
+            journal,
+            {
+                "pid": os.getpid(),
+                # each new folder by path and inode: a rename keeps the inode, so the next
+                # start can tell which swaps happened
+                "swaps": [[_rel(n, journal), _rel(f, journal), n.stat().st_ino] for n, f in swaps],
+            },
+        )
+        for new, final in swaps:
+            swap_folder(new, final)
+        journal.unlink(missing_ok=True)
+        if docs is not None:
             report.data_docs = docs
     except OSError as e:
         from clm_research.files import output_error
 
+        _journal_path(country).unlink(missing_ok=True)
         raise output_error(getattr(e, "filename", None) or pdir, e) from None
     finally:
         for leftover in (stage, new_q, new_docs):
@@ -344,6 +364,60 @@ def write_outputs(
     if docs is not None:
         written["data_docs"] = display_path(docs)
     return written
+
+
+def _journal_path(country: str) -> Path:
+    """The journal of a publication in progress (beside the processed folders)."""
+    return processed_dir(country).parent / f".publishing-{country}.json"
+
+
+def _rel(path: Path, journal: Path) -> str:
+    return os.path.relpath(path, journal.parent)
+
+
+def finish_publication(country: str) -> list[str]:
+    """Finish the folder swaps of a publication whose process died between two; return them.
+
+    :func:`write_outputs` journals its swaps (processed tables, quarantine, Data Docs: each new
+    folder's path and inode) before the first and removes the journal after the last. A
+    journal left behind means its process was killed part-way. If no swap happened, nothing
+    was published and the journal goes (the new folders are leftovers of a dead process). If
+    some did, the folders already in place are the new set, so the ones still waiting — fully
+    written before the first swap — are swapped in too: processed tables never stand beside
+    another ingestion's quarantine. Called with the country's lock held, before leftovers are
+    cleaned (the waiting folders carry the dead process' id).
+    """
+    import json
+
+    journal = _journal_path(country)
+    if not journal.is_file():
+        return []
+    try:
+        entry = json.loads(journal.read_text(encoding="utf-8"))
+        pid = int(entry["pid"])
+        swaps = [(journal.parent / n, journal.parent / f, int(i)) for n, f, i in entry["swaps"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        journal.unlink(missing_ok=True)  # unreadable: written only part-way, before any swap
+        return []
+    from clm_research.files import pid_alive
+
+    if pid != os.getpid() and pid_alive(pid):
+        return []  # a live publication (its lock is elsewhere held): not ours to finish
+
+    def inode(p: Path) -> int | None:
+        try:
+            return p.stat().st_ino
+        except OSError:
+            return None
+
+    finished = []
+    if any(inode(final) == ino for _, final, ino in swaps):
+        for new, final, ino in swaps:
+            if inode(final) != ino and inode(new) == ino:
+                swap_folder(new, final)
+                finished.append(display_path(final))
+    journal.unlink(missing_ok=True)
+    return finished
 
 
 def reject_outputs(country: str, report: GateReport, manifest: dict[str, Any]) -> Path:

@@ -186,10 +186,12 @@ def leftovers(root: Path) -> list[str]:
 def next_start(root: Path) -> None:
     """What the next run does first (with the country's lock): remove leftovers."""
     from clm_research.files import clean_leftovers
+    from clm_research.pipeline import finish_publication
     from clm_research.run.country import clean_run_leftovers
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CLM_PROJECT_ROOT", str(root))
+        finish_publication("XT")
         clean_leftovers(root / "data" / "processed")
         clean_leftovers(root / "data" / "quarantine")
         clean_run_leftovers("XT")
@@ -226,6 +228,40 @@ def test_sigkill_at_each_stage(case: str, project: Path) -> None:
         assert [k for k in kernels if not _alive(k.name)] == []
     finally:
         (project / "data" / "raw" / "XT" / "interviews.csv").write_text(interviews(40))
+
+
+def test_sigkill_between_the_swaps_finishes_the_new_set(project: Path) -> None:
+    # processed tables, quarantine and Data Docs are three folders, swapped one after the
+    # other; killed after the first, the next start swaps in the others (journalled, fully
+    # written before the first swap), so the tables and their quarantine come from one run
+    import pandas as pd
+
+    def state() -> tuple[int, int, int]:
+        processed = pd.read_parquet(project / "data" / "processed" / "XT" / "interviews.parquet")
+        quarantine = pd.read_parquet(project / "data" / "quarantine" / "XT" / "interviews.parquet")
+        manifest = json.loads((project / "data" / "processed" / "XT" / "manifest.json").read_text())
+        assert manifest["tables"]["interviews"]["accepted"] == len(processed)
+        return len(processed), len(quarantine), manifest["tables"]["interviews"]["quarantined"]
+
+    before = outputs(project)
+    assert state() == (40, 0, 0)
+    # 44 interviews, 2 of them with a sex the data model does not know: 42 accepted, 2 held
+    (project / "data" / "raw" / "XT" / "interviews.csv").write_text(interviews(44, bad_sex=2))
+    try:
+        proc = run_py(project, "ingest", "clm_research.pipeline.swap_folder", 2)
+        assert proc.returncode == -9, proc.stdout + proc.stderr
+        assert state() == (42, 0, 2)  # new tables beside the old quarantine: a mixed set
+        next_start(project)
+        assert state() == (42, 2, 2)  # the new set, whole
+        assert leftovers(project) == []
+        assert not (project / "data" / "processed" / ".publishing-XT.json").exists()
+    finally:
+        (project / "data" / "raw" / "XT" / "interviews.csv").write_text(interviews(40))
+        assert run_py(project, "validate").returncode == 0  # back to the module's good state
+        assert state() == (40, 0, 0)
+        for name, blob in before.items():  # the report of the good state is untouched
+            if name.startswith("reports/XT/2024Q1"):
+                assert (project / name).read_bytes() == blob
 
 
 def _alive(name: str) -> bool:

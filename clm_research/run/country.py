@@ -548,7 +548,9 @@ def run_country(task: CountryTask) -> CountryResult:
 def clean_run_leftovers(country: str) -> list[Path]:
     """Remove what interrupted runs of ``country`` left behind; return what went.
 
-    Temporary report folders (``.tmp-*``) and renamed-aside reports of dead processes (a
+    A publication of processed data killed between its folder swaps is finished first
+    (:func:`~clm_research.pipeline.finish_publication`). Temporary report folders (``.tmp-*``)
+    and renamed-aside reports of dead processes (a
     renamed-aside report whose replacement never arrived is put back), the previous failed
     run's ``.failed-*`` folder (kept for inspection until the next run), and the kernel socket
     folders of dead processes. Called with the country's lock held.
@@ -556,9 +558,10 @@ def clean_run_leftovers(country: str) -> list[Path]:
     import shutil
 
     from clm_research.files import clean_leftovers
-    from clm_research.pipeline import rejected_dir
+    from clm_research.pipeline import finish_publication, rejected_dir
     from clm_research.run.kernel import clean_kernel_leftovers
 
+    finish_publication(country)  # an ingestion killed between its folder swaps
     folder = reports_dir() / country
     removed = clean_leftovers(folder) + clean_leftovers(reports_dir())
     removed += clean_leftovers(rejected_dir(country))
