@@ -180,3 +180,19 @@ def test_cli_summary_lists_every_failing_rule_with_counts(
             rule in line and line.strip().endswith(f"{n} row(s)") for line in out.splitlines()
         ), rule
     assert "8 in        1 accepted      7 quarantined" in out
+
+
+def test_facility_ids_as_programmes_have_them(tmp_path: Path) -> None:
+    # a DHIS2 org-unit uid (11 letters and digits, DHIS2 developer manual), a Kenya Master
+    # Facility List code (5 digits), a name where a programme has no codes, the demo's style;
+    # a formula pasted from a spreadsheet, an id with a line break and a 120-character answer
+    # are not ids
+    good = ["DiszpKrYNg8", "13023", "Nkhata Bay", "St. Mary's (Mission)", "XT-F001"]
+    bad = ["=VLOOKUP(A2;B:C;2)", "KE\n001", "x" * 120]
+    lines = ["facility_id,name"] + [f'"{f}",{i}' for i, f in enumerate(good + bad)]
+    (tmp_path / "fac.csv").write_text("\n".join(lines) + "\n")
+    r = run(tmp_path, {"facilities": TableSpec(files=["fac.csv"])})
+    no_row_lost(r, "facilities", len(good) + len(bad))
+    accepted = set(r.accepted["facilities"]["facility_id"])
+    assert accepted == set(good)
+    assert all("pattern:facility_id" in v for v in reasons(r, "facilities").values())
