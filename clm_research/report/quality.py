@@ -185,6 +185,12 @@ def quarantine_by_rule(country: str) -> pd.DataFrame:
     )
 
 
+def _rule_words(rule: str) -> tuple[str, str]:
+    """A failed rule (``rule:column``) as what the rule checks, in words, and its column(s)."""
+    name, _, column = rule.partition(":")
+    return RULES.get(name, name.replace("_", " ")), column
+
+
 def quarantine_display(by_rule: pd.DataFrame) -> PresentationTable | str:
     """Quarantined rows by rule in words: table, rule (what it checks), column, rows."""
     if by_rule.empty:
@@ -198,8 +204,7 @@ def quarantine_display(by_rule: pd.DataFrame) -> PresentationTable | str:
         ]
     )
     for r in by_rule.itertuples(index=False):
-        rule, _, column = str(r.rule).partition(":")
-        what = RULES.get(rule, rule.replace("_", " "))
+        what, column = _rule_words(str(r.rule))
         t.add_row(
             [
                 _table_name(str(r.table)),
@@ -265,8 +270,7 @@ def quarantined_rows_display(rows: pd.DataFrame, limit: int = 40) -> Presentatio
         rules = []
         for rule in str(r["failed_rules"]).split(";"):
             if rule:
-                name, _, column = rule.partition(":")
-                what = RULES.get(name, name.replace("_", " "))
+                what, column = _rule_words(rule)
                 rules.append(f"{what} ({column.replace('+', ', ')})" if column else what)
         line = r["source_row"]
         where = str(r["source_file"]) + (f", row {int(line)}" if line == line else "")
