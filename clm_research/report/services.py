@@ -520,13 +520,16 @@ def choropleth(
         )
     n_sup = int(is_sup.sum())
     if n_sup:
-        alt += f" {n_sup} district(s) suppressed (too few respondents), shown hatched grey."
+        alt += (
+            f" {n_sup} district(s) suppressed (too few people, or hidden to protect a small "
+            "number elsewhere), shown hatched grey."
+        )
     n_empty = int(no_data.sum())
     if n_empty:
         alt += f" {n_empty} district(s) without data, shown plain light grey."
     caption = (
         "Darker districts are doing better on this indicator; hatched grey districts are "
-        "suppressed (too few respondents to publish)"
+        "suppressed (too few people to publish, or hidden to protect a small number elsewhere)"
         + ("; plain light grey districts have no data" if n_empty else "")
         + ". District boundaries only: no facility or outreach location is shown."
     )
