@@ -236,16 +236,13 @@ def quarantined_rows(country: str, tables: tuple[str, ...] = QUARANTINE_LISTED) 
         path = quarantine_dir(country) / f"{name}.parquet"
         if not path.is_file():
             continue
-        key = [c for c in TABLES[name].primary_key]
+        key = list(TABLES[name].primary_key)
         q = pd.read_parquet(path)
         for r in q.to_dict("records"):
             rows.append(
                 {
                     "table": name,
-                    "key": " · ".join(
-                        str(r.get(c)) if r.get(c) is not None and r.get(c) == r.get(c) else "?"
-                        for c in key
-                    ),
+                    "key": " · ".join("?" if pd.isna(r.get(c)) else str(r.get(c)) for c in key),
                     "failed_rules": str(r.get("failed_rules") or ""),
                     "source_file": str(r.get("source_file") or ""),
                     "source_row": r.get("source_row"),
