@@ -154,6 +154,17 @@ def run_py(
     )
 
 
+def clm_ingest(root: Path) -> subprocess.CompletedProcess[str]:
+    """``clm ingest XT`` as a user types it (the CLI's own messages and exit status)."""
+    return subprocess.run(
+        [sys.executable, "-m", "clm_research.cli", "ingest", "XT"],
+        env=env(root),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def outputs(root: Path) -> dict[str, bytes]:
     """Every byte of the last good outputs (not status.json, which records each attempt)."""
     out = {}
@@ -322,13 +333,7 @@ def test_full_disk(project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[
         with contextlib.suppress(OSError):
             os.write(fd, b"\0")
         os.close(fd)
-        proc = subprocess.run(
-            [sys.executable, "-m", "clm_research.cli", "ingest", "XT"],
-            env=env(root),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        proc = clm_ingest(root)
         text = proc.stdout + proc.stderr
         assert proc.returncode in (1, 2) and "Traceback" not in text, text
         assert "disk is full" in text and "free some space" in text
@@ -351,13 +356,7 @@ def test_read_only_data_folder(project: Path, tmp_path: Path) -> None:
             if p.is_dir():
                 p.chmod(0o555)
     try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "clm_research.cli", "ingest", "XT"],
-            env=env(root),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        proc = clm_ingest(root)
         text = proc.stdout + proc.stderr
         assert proc.returncode in (1, 2) and "Traceback" not in text, text
         assert "read-only" in text and "data/" in text
@@ -378,13 +377,7 @@ def test_second_run_of_a_country_is_refused(project: Path) -> None:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CLM_PROJECT_ROOT", str(project))
         with country_lock("XT", command="a test"):
-            ingest = subprocess.run(
-                [sys.executable, "-m", "clm_research.cli", "ingest", "XT"],
-                env=env(project),
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
+            ingest = clm_ingest(project)
             run = run_py(project, "run")
             owner = lock_owner("XT")
     assert owner["pid"] == os.getpid() and owner["command"] == "a test" and owner["started"]
