@@ -85,6 +85,22 @@ def _env() -> dict[str, str]:
     return env
 
 
+def _script_result(
+    script: str, args: list[str], what: str, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Run one benchmark script of this folder in its own process; its last line is JSON."""
+    proc = subprocess.run(
+        [_python(), str(HERE / script), *args],
+        env=_env() if env is None else env,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{what} benchmark failed:\n{proc.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
 # --------------------------------------------------------------------------- 1. start-up
 
 
@@ -129,10 +145,9 @@ def bench_engine(sizes: list[str], cache: Path, quick: bool) -> dict[str, Any]:
     for size in sizes:
         reps, base_reps = (2, 1) if quick else plan[size]
         _log(f"engine {size}")
-        proc = subprocess.run(
+        out["sizes"][size] = _script_result(
+            "_engine.py",
             [
-                _python(),
-                str(HERE / "_engine.py"),
                 "--size",
                 size,
                 "--cache",
@@ -142,13 +157,8 @@ def bench_engine(sizes: list[str], cache: Path, quick: bool) -> dict[str, Any]:
                 "--baseline-repeats",
                 str(base_reps),
             ],
-            env=_env(),
-            capture_output=True,
-            text=True,
+            f"engine {size}",
         )
-        if proc.returncode != 0:
-            raise RuntimeError(f"engine benchmark {size} failed:\n{proc.stderr[-4000:]}")
-        out["sizes"][size] = json.loads(proc.stdout.strip().splitlines()[-1])
     rows = [out["sizes"][s]["rows"] for s in sizes]
     out["loglog_slope"] = {}
     for g in ("facility_round", "district_round_sex_kp"):
@@ -174,8 +184,6 @@ def bench_engine(sizes: list[str], cache: Path, quick: bool) -> dict[str, Any]:
 def bench_gate(cache: Path, quick: bool) -> dict[str, Any]:
     fac, per_round = (60, 20) if quick else (400, 312)
     argv = [
-        _python(),
-        str(HERE / "_gate.py"),
         "--cache",
         str(cache),
         "--facilities",
@@ -187,10 +195,7 @@ def bench_gate(cache: Path, quick: bool) -> dict[str, Any]:
         "--gx-repeats",
         "1" if quick else "2",
     ]
-    proc = subprocess.run(argv, env=_env(), capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"gate benchmark failed:\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return _script_result("_gate.py", argv, "gate")
 
 
 # --------------------------------------------------------------------------- 3b. mapping
@@ -198,8 +203,6 @@ def bench_gate(cache: Path, quick: bool) -> dict[str, Any]:
 
 def bench_mapping(cache: Path, quick: bool) -> dict[str, Any]:
     argv = [
-        _python(),
-        str(HERE / "_mapping.py"),
         "--cache",
         str(cache),
         "--rows",
@@ -207,10 +210,7 @@ def bench_mapping(cache: Path, quick: bool) -> dict[str, Any]:
         "--repeats",
         "1" if quick else "3",
     ]
-    proc = subprocess.run(argv, env=_env(), capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"mapping benchmark failed:\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return _script_result("_mapping.py", argv, "mapping")
 
 
 # --------------------------------------------------------------------------- atomic writes
@@ -221,8 +221,6 @@ def bench_atomic(cache: Path, quick: bool, country: dict[str, Any]) -> dict[str,
     extra seconds as a share of a Ritshidze-scale ``clm run`` when the country section ran."""
     fac, per_round = (60, 30) if quick else (400, 100)
     argv = [
-        _python(),
-        str(HERE / "_atomic.py"),
         "--cache",
         str(cache),
         "--facilities",
@@ -232,10 +230,7 @@ def bench_atomic(cache: Path, quick: bool, country: dict[str, Any]) -> dict[str,
         "--repeats",
         "2" if quick else "3",
     ]
-    proc = subprocess.run(argv, env=_env(), capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"atomic-write benchmark failed:\n{proc.stderr[-4000:]}")
-    res: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    res = _script_result("_atomic.py", argv, "atomic-write")
     run = country.get("ritshidze", {}).get("clm_run_wall")
     if run:
         res["ratio_country_run"] = round((run["median"] + res["extra_seconds"]) / run["median"], 4)
@@ -311,15 +306,12 @@ def bench_chain(cache: Path, quick: bool, country: dict[str, Any] | None) -> dic
         stages = stage_summary(base / "reports", "XA")
         run_total, run_wall = summary([stages["country_total"]]), summary([wall])
     _log(f"chain: chain_analysis on XA ({scale})")
-    proc = subprocess.run(
-        [_python(), str(HERE / "_chain.py"), "--country", "XA", "--repeats", "1" if quick else "3"],
+    res = _script_result(
+        "_chain.py",
+        ["--country", "XA", "--repeats", "1" if quick else "3"],
+        "chain",
         env={**env, "PYTHONPATH": _env()["PYTHONPATH"]},
-        capture_output=True,
-        text=True,
     )
-    if proc.returncode != 0:
-        raise RuntimeError(f"chain benchmark failed:\n{proc.stderr[-4000:]}")
-    res = json.loads(proc.stdout.strip().splitlines()[-1])
     res.update(
         {
             "scale": scale,
@@ -352,15 +344,9 @@ def bench_disclosure(cache: Path, quick: bool, country: dict[str, Any]) -> dict[
         [str(BIN / "clm"), "ingest", "XA"], check=True, env=env, stdout=subprocess.DEVNULL
     )
     _log(f"disclosure {scale}: protect_tables vs tables alone")
-    proc = subprocess.run(
-        [_python(), str(HERE / "_disclosure.py"), "--repeats", "1" if quick else "3"],
-        env=env,
-        capture_output=True,
-        text=True,
+    res = _script_result(
+        "_disclosure.py", ["--repeats", "1" if quick else "3"], "disclosure", env=env
     )
-    if proc.returncode != 0:
-        raise RuntimeError(f"disclosure benchmark failed:\n{proc.stderr[-4000:]}")
-    res: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     res.update(scale=scale, facilities=fac, interviews_per_round=per_round)
     run = country.get(scale, {}).get("clm_run_wall")
     if run is None:
