@@ -266,18 +266,7 @@ def test_dhis2_quarterly_period_rejected_by_default() -> None:
 
 
 def test_kobo_export() -> None:
-    cols = {
-        "interview_id": ColumnSpec(**{"from": "_uuid"}),
-        "facility_id": ColumnSpec(**{"from": "facility"}),
-        "date": ColumnSpec(**{"from": "_submission_time"}),
-        "round": ColumnSpec(derive="quarter", source="date"),
-        "sex": ColumnSpec(**{"from": "sex"}),
-        "age": ColumnSpec(**{"from": "age"}),
-        "key_population": ColumnSpec(**{"from": "kp"}),
-        "on_art": ColumnSpec(**{"from": "services", "multi_select": " ", "contains": "art"}),
-        "wait_minutes": ColumnSpec(**{"from": "wait"}),
-    }
-    r = gate("kobo_export.csv", reader="kobo", columns=cols)
+    r = gate("kobo_export.csv", reader="kobo", columns=KOBO_COLUMNS)
     assert not r.errors
     assert_no_row_lost(r, "interviews", data_rows("kobo_export.csv", ";") - 1)  # minus the HXL row
     acc = r.accepted["interviews"].set_index("interview_id")
@@ -288,16 +277,7 @@ def test_kobo_export() -> None:
 def test_odk_export() -> None:
     from clm_research.ingest.staging import stage_country
 
-    cols = {
-        "interview_id": "KEY",
-        "facility_id": "facility",
-        "date": "SubmissionDate",
-        "round": ColumnSpec(derive="quarter", source="date"),
-        "sex": "sex",
-        "age": "age",
-        "key_population": "kp",
-        "on_art": "on_art",
-    }
+    cols = ODK_COLUMNS
     r = gate("odk_export.csv", reader="odk", columns=cols)
     assert_no_row_lost(r, "interviews", data_rows("odk_export.csv"))
     assert reasons(r) == {3: "type:age"}
